@@ -1,0 +1,32 @@
+"""``python -m gateway``：用 uvicorn 运行网关（地址与端口来自 GATEWAY_HOST / GATEWAY_PORT）。"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from shared.settings import Settings
+
+from .app import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        raise SystemExit(f"网关无法启动: {exc}") from None
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level=settings.log_level.lower(),
+        ws="websockets",
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""REST 接口（/api/...）。除 /api/health 外都要求 ``X-API-Key``。"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from redis.exceptions import RedisError
+
+from shared.api import (
+    CreateSessionRequest,
+    CreateSessionResponse,
+    EndSessionRequest,
+    HealthResponse,
+    RtspStartRequest,
+    RtspStartResponse,
+    RtspStatusResponse,
+    RtspStopRequest,
+    RtspStopResponse,
+    SessionReport,
+)
+from shared.settings import Settings
+
+from .store import Conflict, NotFound, Store
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="后端调用所需的 API Key")
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def require_api_key(
+    request: Request, key: Annotated[str | None, Security(_api_key_header)] = None
+) -> None:
+    expected = get_settings(request).api_key.encode()
+    if key is None or not secrets.compare_digest(key.encode(), expected):
+        raise HTTPException(status_code=401, detail="缺少或错误的 X-API-Key", headers={"WWW-Authenticate": "ApiKey"})
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+protected = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
+public = APIRouter(prefix="/api")
+
+
+@protected.post("/create_session", response_model=CreateSessionResponse, status_code=201)
+async def create_session(body: CreateSessionRequest, store: StoreDep) -> CreateSessionResponse:
+    info = await store.create_session(body)
+    started = False
+    if body.rtsp_url:
+        await store.start_stream(info.stream_name, body.rtsp_url, info.session_id)
+        started = True
+    return CreateSessionResponse(**info.model_dump(), stream_started=started)
+
+
+@protected.post("/end_session", response_model=SessionReport)
+async def end_session(body: EndSessionRequest, store: StoreDep, settings: SettingsDep) -> SessionReport:
+    return await store.end_session(body.session_id, reason="end_session", stop_wait_s=settings.stop_wait_s)
+
+
+@protected.get("/sessions/{session_id}/report", response_model=SessionReport)
+async def session_report(session_id: str, store: StoreDep) -> SessionReport:
+    info = await store.get_session(session_id)
+    if info is None:
+        raise NotFound(f"会话 {session_id} 不存在")
+    return SessionReport(**info.model_dump(include=set(SessionReport.model_fields)))
+
+
+@protected.post("/rtsp/start", response_model=RtspStartResponse)
+async def rtsp_start(body: RtspStartRequest, store: StoreDep) -> RtspStartResponse:
+    job, created = await store.start_stream(body.stream_name, body.rtsp_url, body.session_id)
+    return RtspStartResponse(**job.model_dump(), created=created)
+
+
+@protected.post("/rtsp/stop", response_model=RtspStopResponse)
+async def rtsp_stop(body: RtspStopRequest, store: StoreDep, settings: SettingsDep) -> RtspStopResponse:
+    return await store.stop_stream(body.stream_name, settings.stop_wait_s)
+
+
+@protected.get("/rtsp/status", response_model=RtspStatusResponse)
+async def rtsp_status(store: StoreDep) -> RtspStatusResponse:
+    return await store.status()
+
+
+@public.get("/health", response_model=HealthResponse)
+async def health(store: StoreDep) -> JSONResponse:
+    redis_ok = await store.ping()
+    workers = await store.workers_alive() if redis_ok else 0
+    body = HealthResponse(status="ok" if redis_ok else "degraded", redis=redis_ok, workers_alive=workers)
+    return JSONResponse(body.model_dump(), status_code=200 if redis_ok else 503)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(protected)
+    app.include_router(public)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(_request: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"Redis 不可用: {exc}"}, status_code=503)

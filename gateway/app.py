@@ -1,0 +1,52 @@
+"""ASGI 应用工厂。所有对象都在 ``create_app`` 中创建并挂在 app.state 上，没有模块级全局实例。"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import socketio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from shared import events as ev
+from shared.keys import RedisKeys
+from shared.settings import Settings
+
+from . import api
+from .sockets import StreamNamespace
+from .store import Store, connect
+
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+
+
+def create_app(settings: Settings) -> socketio.ASGIApp:
+    if not settings.api_key:
+        raise ValueError("必须设置环境变量 API_KEY（后端调用 REST 接口时放在 X-API-Key 头中）")
+    keys = RedisKeys(settings.key_prefix)
+    client = connect(settings)
+    store = Store(client, keys)
+
+    manager = socketio.AsyncRedisManager(
+        settings.redis_url,
+        channel=keys.socketio_channel,
+        redis_options={"socket_connect_timeout": settings.redis_timeout_s},
+    )
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    for namespace in ev.NAMESPACES:
+        sio.register_namespace(StreamNamespace(namespace, store))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.sio = sio
+    api.install(app)
+    if DASHBOARD_DIR.is_dir():
+        app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
+    return socketio.ASGIApp(sio, other_asgi_app=app)

@@ -1,0 +1,79 @@
+"""Socket.IO 命名空间 ``/`` 与 ``/monitor``：连接即进入 ``all`` 房间；订阅某流后只收该流的事件。
+
+客户端事件（带 ack）：
+- ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
+- ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from pydantic import ValidationError
+
+from shared import events as ev
+from shared.messages import MonitorSubscribe, SubscribeAck
+
+from .store import NotFound, Store
+
+log = logging.getLogger(__name__)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    return f"{where}: {err.get('msg')}"
+
+
+class StreamNamespace(socketio.AsyncNamespace):
+    def __init__(self, namespace: str, store: Store) -> None:
+        super().__init__(namespace)
+        self.store = store
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        await self.enter_room(sid, ev.ALL_ROOM)
+
+    async def _resolve(self, data: Any) -> tuple[str, str] | SubscribeAck:
+        try:
+            req = MonitorSubscribe.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            return SubscribeAck(ok=False, error=_first_error(exc))
+        if req.session_id is not None:
+            try:
+                stream_name = await self.store.stream_for_session(req.session_id)
+            except NotFound as exc:
+                return SubscribeAck(ok=False, error=str(exc))
+            return stream_name, req.session_id
+        assert req.stream_name is not None
+        return req.stream_name, await self.store.resolve_session(req.stream_name)
+
+    async def on_monitor_subscribe(self, sid: str, data: Any = None) -> dict:
+        resolved = await self._resolve(data)
+        if isinstance(resolved, SubscribeAck):
+            return resolved.model_dump()
+        stream_name, session_id = resolved
+        await self.enter_room(sid, ev.stream_room(stream_name))
+        await self.leave_room(sid, ev.ALL_ROOM)
+        return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
+
+    async def on_monitor_unsubscribe(self, sid: str, data: Any = None) -> dict:
+        resolved = await self._resolve(data)
+        if isinstance(resolved, SubscribeAck):
+            return resolved.model_dump()
+        stream_name, session_id = resolved
+        await self.leave_room(sid, ev.stream_room(stream_name))
+        if not any(r.startswith("stream:") for r in self.rooms(sid)):
+            await self.enter_room(sid, ev.ALL_ROOM)
+        return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        # 事件名含点号，无法写成 on_<event> 方法名：在此映射
+        handler = {
+            ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe,
+            ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe,
+        }.get(event)
+        if handler is not None:
+            return await handler(*args)
+        return await super().trigger_event(event, *args)

@@ -1,0 +1,201 @@
+"""网关一侧的 Redis 状态访问：会话记录、期望流集合、消费状态汇总（异步客户端）。"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.api import (
+    ConsumerStatus,
+    CreateSessionRequest,
+    RtspStatusResponse,
+    RtspStopResponse,
+    SessionInfo,
+    SessionReport,
+    StreamJob,
+    WorkerStatus,
+)
+from shared.keys import RedisKeys
+from shared.messages import iso_utc
+from shared.settings import Settings
+from shared.streams import make_stream_name, new_session_id, parse_stream_name
+
+
+class NotFound(Exception):
+    """请求的会话或流不存在。"""
+
+
+class Conflict(Exception):
+    """请求与现有状态冲突。"""
+
+
+def connect(settings: Settings) -> aioredis.Redis:
+    """带超时与有限次指数退避重试的异步 Redis 客户端。"""
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=10,
+    )
+
+
+class Store:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        self.r = client
+        self.keys = keys
+
+    # ---------------- 会话 ----------------
+    async def create_session(self, req: CreateSessionRequest) -> SessionInfo:
+        session_id = new_session_id()
+        if req.stream_name:
+            stream_name = req.stream_name
+        elif req.exam_id and req.student_id:
+            stream_name = make_stream_name(req.exam_id, req.student_id)
+        else:
+            stream_name = session_id
+        info = SessionInfo(
+            session_id=session_id,
+            stream_name=stream_name,
+            exam_id=req.exam_id,
+            student_id=req.student_id,
+            publish_token=secrets.token_urlsafe(24),
+            status="CREATED",
+            created_at=iso_utc(time.time()),
+            rtsp_url=req.rtsp_url,
+        )
+        # 同一流名同时只能属于一个未结束的会话
+        bound = await self.r.set(self.keys.stream_session(stream_name), session_id, nx=True)
+        if not bound:
+            current = await self.r.get(self.keys.stream_session(stream_name))
+            existing = await self.get_session(current.decode()) if current else None
+            if existing is not None and existing.status != "ENDED":
+                raise Conflict(f"流 {stream_name} 已属于未结束的会话 {existing.session_id}")
+            await self.r.set(self.keys.stream_session(stream_name), session_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(self.keys.session(session_id), info.model_dump_json())
+        if req.exam_id and req.student_id:
+            pipe.set(self.keys.exam_user(req.exam_id.lower(), req.student_id), session_id)
+        await pipe.execute()
+        return info
+
+    async def get_session(self, session_id: str) -> SessionInfo | None:
+        raw = await self.r.get(self.keys.session(session_id))
+        return SessionInfo.model_validate_json(raw) if raw else None
+
+    async def end_session(self, session_id: str, reason: str, stop_wait_s: float) -> SessionReport:
+        info = await self.get_session(session_id)
+        if info is None:
+            raise NotFound(f"会话 {session_id} 不存在")
+        if info.status != "ENDED":
+            try:
+                await self.stop_stream(info.stream_name, stop_wait_s)
+            except NotFound:
+                pass  # 流从未启动或已停止
+            info = info.model_copy(update={"status": "ENDED", "ended_at": iso_utc(time.time()), "end_reason": reason})
+            await self.r.set(self.keys.session(session_id), info.model_dump_json())
+        return SessionReport(
+            session_id=info.session_id,
+            stream_name=info.stream_name,
+            status=info.status,
+            created_at=info.created_at,
+            ended_at=info.ended_at,
+            end_reason=info.end_reason,
+        )
+
+    async def resolve_session(self, stream_name: str) -> str:
+        """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""
+        bound = await self.r.get(self.keys.stream_session(stream_name))
+        if bound:
+            return bound.decode()
+        parsed = parse_stream_name(stream_name)
+        if parsed is not None:
+            found = await self.r.get(self.keys.exam_user(parsed.exam_id, parsed.student_id))
+            if found:
+                return found.decode()
+        return stream_name
+
+    async def stream_for_session(self, session_id: str) -> str:
+        info = await self.get_session(session_id)
+        if info is None:
+            raise NotFound(f"会话 {session_id} 不存在")
+        return info.stream_name
+
+    # ---------------- 流任务 ----------------
+    async def start_stream(self, stream_name: str, rtsp_url: str, session_id: str | None) -> tuple[StreamJob, bool]:
+        if session_id is None:
+            session_id = await self.resolve_session(stream_name)
+        job = StreamJob(stream_name=stream_name, rtsp_url=rtsp_url, session_id=session_id, created_at=iso_utc(time.time()))
+        created = await self.r.hsetnx(self.keys.streams, stream_name, job.model_dump_json())
+        if created:
+            return job, True
+        raw = await self.r.hget(self.keys.streams, stream_name)
+        if raw is None:  # 恰好被并发停止：再试一次
+            return await self.start_stream(stream_name, rtsp_url, session_id)
+        existing = StreamJob.model_validate_json(raw)
+        if existing.rtsp_url != rtsp_url:
+            raise Conflict(f"流 {stream_name} 已在消费 {existing.rtsp_url}；请先 rtsp/stop")
+        return existing, False
+
+    async def stop_stream(self, stream_name: str, wait_s: float) -> RtspStopResponse:
+        owner_raw = await self.r.get(self.keys.lease(stream_name))
+        removed = await self.r.hdel(self.keys.streams, stream_name)
+        if not removed:
+            raise NotFound(f"流 {stream_name} 未在消费")
+        owner = owner_raw.decode() if owner_raw else None
+        deadline = time.monotonic() + wait_s
+        stopped = owner is None
+        while not stopped and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            stopped = not await self.r.exists(self.keys.lease(stream_name))
+        return RtspStopResponse(stream_name=stream_name, stopped=stopped, owner=owner)
+
+    async def status(self) -> RtspStatusResponse:
+        workers = await self._workers()
+        alive = {w.worker_id for w in workers}
+        raw_jobs = await self.r.hgetall(self.keys.streams)
+        jobs = sorted((StreamJob.model_validate_json(v) for v in raw_jobs.values()), key=lambda j: j.stream_name)
+        streams: list[ConsumerStatus] = []
+        if jobs:
+            names = [j.stream_name for j in jobs]
+            owners = await self.r.mget([self.keys.lease(n) for n in names])
+            reports = await self.r.mget([self.keys.stream_status(n) for n in names])
+            for job, owner, report in zip(jobs, owners, reports):
+                owner_id = owner.decode() if owner else None
+                st = ConsumerStatus.model_validate_json(report) if report else ConsumerStatus(stream_name=job.stream_name)
+                if st.owner != owner_id:  # 状态来自上一任所属进程：只保留任务信息
+                    st = ConsumerStatus(stream_name=job.stream_name)
+                st = st.model_copy(
+                    update={
+                        "session_id": job.session_id,
+                        "rtsp_url": job.rtsp_url,
+                        "owner": owner_id,
+                        "owner_alive": owner_id in alive,
+                    }
+                )
+                streams.append(st)
+        return RtspStatusResponse(workers=workers, streams=streams)
+
+    async def _workers(self) -> list[WorkerStatus]:
+        ids = [i.decode() for i in await self.r.zrange(self.keys.workers, 0, -1)]
+        if not ids:
+            return []
+        raw = await self.r.mget([self.keys.worker(i) for i in ids])
+        return [WorkerStatus.model_validate_json(v) for v in raw if v is not None]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except Exception:  # noqa: BLE001 - 健康检查只报告状态
+            return False
+
+    async def workers_alive(self) -> int:
+        return len(await self._workers())

@@ -1,0 +1,32 @@
+"""Socket.IO 命名空间、房间与事件名（公开契约，见 README “Socket.IO 事件”）。
+
+房间语义：每个连接进入所在命名空间时默认在 ``ALL_ROOM``（接收全部流的广播事件）；
+发送 ``monitor.subscribe`` 后改为只接收所订阅流的事件（离开 ``ALL_ROOM``，进入各流房间），
+``monitor.unsubscribe`` 取消最后一个订阅时回到 ``ALL_ROOM``。
+"""
+
+from __future__ import annotations
+
+NS_DEFAULT = "/"
+NS_MONITOR = "/monitor"
+NAMESPACES = (NS_DEFAULT, NS_MONITOR)
+
+ALL_ROOM = "all"
+
+
+def stream_room(stream_name: str) -> str:
+    return f"stream:{stream_name}"
+
+
+# 服务端 -> 客户端
+MONITOR_UPDATE = "monitor.update"
+VIDEO_EMOTION_RESULT = "video_emotion_result"
+RTSP_VIDEO_ANALYSIS = "rtsp_video_analysis"
+STUDENT_EMOTION = "student.emotion"
+HEART_RATE_RESULT = "heart_rate_result"
+RTSP_HEART_RATE_ANALYSIS = "rtsp_heart_rate_analysis"
+STUDENT_HEART_RATE = "student.heart_rate"
+
+# 客户端 -> 服务端
+MONITOR_SUBSCRIBE = "monitor.subscribe"
+MONITOR_UNSUBSCRIBE = "monitor.unsubscribe"

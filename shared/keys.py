@@ -1,0 +1,51 @@
+"""Redis 键名与频道名（全部带可配置前缀）。
+
+- ``streams``            哈希：期望运行的流 -> 任务 JSON（rtsp/start 写入，rtsp/stop 删除）
+- ``lease:<stream>``     字符串：当前所属工作进程 ID，带 PX 过期，由所属进程续约
+- ``stream_status:<s>``  字符串：所属进程上报的消费状态 JSON，带过期
+- ``workers``            有序集合：工作进程 ID -> 最近心跳（Redis 服务器时间，毫秒）
+- ``worker:<id>``        字符串：工作进程状态 JSON，带过期
+- ``session:<id>``       字符串：会话记录 JSON
+- ``stream_session:<s>`` 字符串：流 -> 会话 ID 的显式绑定
+- ``exam_user:<exam>:<student>`` 字符串：考试+考生 -> 会话 ID（解析流名时使用）
+- ``socketio``           Socket.IO 跨进程广播频道
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = "proctor:"
+
+    @property
+    def streams(self) -> str:
+        return f"{self.prefix}streams"
+
+    def lease(self, stream_name: str) -> str:
+        return f"{self.prefix}lease:{stream_name}"
+
+    def stream_status(self, stream_name: str) -> str:
+        return f"{self.prefix}stream_status:{stream_name}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    def stream_session(self, stream_name: str) -> str:
+        return f"{self.prefix}stream_session:{stream_name}"
+
+    def exam_user(self, exam_id: str, student_id: str) -> str:
+        return f"{self.prefix}exam_user:{exam_id}:{student_id}"
+
+    @property
+    def socketio_channel(self) -> str:
+        return f"{self.prefix}socketio"

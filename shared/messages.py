@@ -1,0 +1,122 @@
+"""Socket.IO 事件负载模型（公开契约，见 DESIGN 第 3 节与两份种子文档）。
+
+未计算的值一律为 null，绝不编造。
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .api import Identifier, StreamName
+
+
+def iso_utc(ts: float) -> str:
+    """Unix 时间戳 -> ISO-8601 UTC 字符串（毫秒精度，以 Z 结尾）。"""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+# ---------------- monitor.update（种子 001 形状） ----------------
+
+
+class AttentionMetrics(BaseModel):
+    score: float | None = None
+    confidence: float | None = None
+
+
+class FaceMetrics(BaseModel):
+    detected: bool | None = None
+    multi_face_secs: float | None = None
+    occlusion_ratio: float | None = None
+
+
+class PpgMetrics(BaseModel):
+    hr_bpm: float | None = None
+    signal_quality: float | None = None
+
+
+class AudioMetrics(BaseModel):
+    dominant: str | None = None
+    confidence: float | None = None
+
+
+class Metrics(BaseModel):
+    attention: AttentionMetrics = Field(default_factory=AttentionMetrics)
+    face: FaceMetrics = Field(default_factory=FaceMetrics)
+    ppg: PpgMetrics = Field(default_factory=PpgMetrics)
+    audio: AudioMetrics = Field(default_factory=AudioMetrics)
+
+
+AnomalyCode = Literal["NO_FACE", "MULTI_FACE", "LOOK_AWAY", "OCCLUSION", "TALKING"]
+Severity = Literal["low", "medium", "high"]
+
+
+class Anomaly(BaseModel):
+    code: AnomalyCode
+    severity: Severity
+    duration_ms: int
+
+
+class SystemMetrics(BaseModel):
+    gpu_util: float | None = None
+    cpu_util: float | None = None
+    dropped_frames: int = 0
+
+
+class MonitorUpdate(BaseModel):
+    session_id: str
+    timestamp: str = Field(description="ISO-8601 UTC")
+    models: list[str]
+    metrics: Metrics
+    anomalies: list[Anomaly] = Field(default_factory=list)
+    latency_ms: float | None = None
+    system: SystemMetrics = Field(default_factory=SystemMetrics)
+
+
+# ---------------- 种子 000 事件 ----------------
+
+
+class EmotionResult(BaseModel):
+    """video_emotion_result / rtsp_video_analysis / student.emotion 的 result 字段。"""
+
+    dominant_emotion: str | None = None
+    face_detected: bool
+    face_count: int = 0
+    confidence: float | None = None
+    emotions: dict[str, float] | None = None
+
+
+class StreamResultEvent(BaseModel):
+    session_id: str
+    stream_name: str
+    result: EmotionResult
+    video_timestamp: float = Field(description="所分析帧被解码时的 Unix 时间（秒）")
+
+
+# ---------------- 客户端 -> 服务端 ----------------
+
+
+class MonitorSubscribe(BaseModel):
+    """``monitor.subscribe`` / ``monitor.unsubscribe``：按会话 ID 或流名（二选一）。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier | None = None
+    stream_name: StreamName | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "MonitorSubscribe":
+        if (self.session_id is None) == (self.stream_name is None):
+            raise ValueError("必须且只能提供 session_id 或 stream_name 之一")
+        return self
+
+
+class SubscribeAck(BaseModel):
+    ok: bool
+    stream_name: str | None = None
+    session_id: str | None = None
+    error: str | None = None

@@ -1,0 +1,76 @@
+"""从环境变量读取的全部配置（网关与工作进程共用）。
+
+每个字段对应一个同名的大写环境变量，例如 ``redis_url`` <- ``REDIS_URL``。
+README.md 的“配置”一节列出了全部变量；新增字段时请同步更新文档。
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """服务配置。导入本模块不做任何 I/O；调用方显式构造 ``Settings()``。"""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- Redis ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 连接地址")
+    key_prefix: str = Field("proctor:", description="所有 Redis 键与 Socket.IO 频道的前缀")
+    redis_timeout_s: float = Field(3.0, gt=0, description="单次 Redis 操作的套接字超时（秒）")
+
+    # --- 网关 ---
+    gateway_host: str = Field("0.0.0.0", description="网关监听地址")
+    gateway_port: int = Field(8000, ge=1, le=65535, description="网关监听端口")
+    api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key；为空时网关拒绝启动")
+    stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
+
+    # --- 工作进程与任务租约 ---
+    worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")
+    lease_ttl_ms: int = Field(5000, ge=500, description="流租约有效期；所属进程失联超过该时间后流可被他人接管")
+    claim_interval_ms: int = Field(500, ge=50, description="工作进程认领/续约/对账的周期")
+
+    # --- 拉流 ---
+    rtsp_transports: str = Field("tcp,udp", description="依次尝试的 RTSP 传输方式")
+    rtsp_open_timeout_s: float = Field(5.0, gt=0, description="打开 RTSP 流的超时")
+    rtsp_read_timeout_s: float = Field(3.0, gt=0, description="读取数据包的超时；超时即视为断流并重连")
+    reconnect_base_s: float = Field(0.5, gt=0, description="重连退避的初始间隔")
+    reconnect_max_s: float = Field(4.0, gt=0, description="重连退避的最大间隔")
+    reconnect_max_attempts: int = Field(
+        200, ge=1, description="连续失败多少次后放弃该流（状态变为 failed）"
+    )
+    frame_max_width: int = Field(640, ge=64, description="解码后缩放的最大宽度")
+    frame_max_height: int = Field(360, ge=64, description="解码后缩放的最大高度")
+
+    # --- 分析与推送 ---
+    analysis_fps: float = Field(5.0, gt=0, le=30, description="人脸级模型的分析帧率（每路流）")
+    face_detect_width: int = Field(320, ge=96, description="人脸检测输入宽度（按比例缩放）")
+    face_min_score: float = Field(0.6, ge=0, le=1, description="人脸检测置信度阈值")
+    monitor_interval_ms: int = Field(
+        400, ge=250, le=500, description="monitor.update 的节流间隔（每会话，250-500ms）"
+    )
+    publish_queue_size: int = Field(256, ge=1, description="发布队列长度；Redis 变慢时丢弃最旧事件")
+
+    # --- 日志 ---
+    log_level: str = Field("INFO", description="日志级别")
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_ends_with_colon(cls, value: str) -> str:
+        if value and not value.endswith(":"):
+            value += ":"
+        return value
+
+    @field_validator("rtsp_transports")
+    @classmethod
+    def _known_transports(cls, value: str) -> str:
+        items = [t.strip().lower() for t in value.split(",") if t.strip()]
+        unknown = [t for t in items if t not in ("tcp", "udp")]
+        if not items or unknown:
+            raise ValueError(f"RTSP_TRANSPORTS 只能是 tcp/udp 的组合，收到 {value!r}")
+        return ",".join(items)
+
+    @property
+    def transports(self) -> list[str]:
+        return self.rtsp_transports.split(",")

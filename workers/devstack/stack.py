@@ -1,0 +1,43 @@
+"""启动网关与工作进程子进程（``make run``、测试与基准共用）。"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+from .servers import stop_process
+
+
+def start_gateway(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
+
+
+def start_workers(env: dict[str, str], processes: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workers", "--processes", str(processes)], env=env)
+
+
+def wait_healthy(base_url: str, proc: subprocess.Popen, timeout: float = 30.0, workers: int = 0) -> dict:
+    """等待 /api/health 返回 200 且至少有 ``workers`` 个存活工作进程。"""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"网关进程已退出（{proc.returncode}）")
+        try:
+            resp = httpx.get(f"{base_url}/api/health", timeout=2.0)
+            last = resp.text
+            if resp.status_code == 200 and resp.json()["workers_alive"] >= workers:
+                return resp.json()
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"网关 {base_url} 在 {timeout}s 内未就绪：{last}")
+
+
+def stop_all(*procs: subprocess.Popen | None) -> None:
+    """按给定顺序停止（SIGTERM，超时 SIGKILL）。"""
+    for proc in procs:
+        stop_process(proc)

@@ -1,0 +1,228 @@
+"""单路 RTSP 拉流线程（PyAV）。
+
+- 先 TCP 后 UDP（顺序可配），记住上次成功的传输方式，重连时优先使用；
+- 低延迟打开参数（nobuffer / low_delay / 极小 probesize），单线程（SLICE）解码，不引入额外帧延迟；
+- 缩放到不超过 ``frame_max_width x frame_max_height``；
+- 按分析帧率把帧放进“只保留最新一帧”的槽位，分析来不及时旧帧被覆盖并计入 dropped；
+- 断流后指数退避 + 抖动重连，连续失败超过上限后放弃（状态 failed）。
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOW_DELAY_OPTIONS = {
+    "fflags": "nobuffer",
+    "flags": "low_delay",
+    "analyzeduration": "0",
+    "probesize": "32",
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # HxWx3 BGR uint8
+    pts_s: float | None  # 流内显示时间戳（秒）
+    received_at: float  # time.monotonic()，解码完成时刻
+    wall_time: float  # time.time()，解码完成时刻
+
+
+class FrameSlot:
+    """只保留最新一帧的单槽位；被覆盖而未取走的帧计为丢弃。"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frame: Frame | None = None
+        self.dropped = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._lock:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+
+    def take(self) -> Frame | None:
+        with self._lock:
+            frame, self._frame = self._frame, None
+            return frame
+
+
+def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """保持宽高比缩小到框内（不放大），宽高取偶数以适配 YUV 转换。"""
+    scale = min(1.0, max_width / width, max_height / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
+    """第 ``failures`` 次连续失败后的等待时间：指数退避，乘以 [0.5, 1) 的抖动。"""
+    return min(cap, base * (2 ** max(0, failures - 1))) * (0.5 + rng.random() / 2)
+
+
+class RateMeter:
+    """近 ``window_s`` 秒内的事件速率。"""
+
+    def __init__(self, window_s: float = 3.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=256)
+
+    def mark(self, t: float) -> None:
+        self._times.append(t)
+
+    def rate(self, now: float) -> float:
+        recent = [t for t in self._times if now - t <= self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
+
+
+class RtspIngest(threading.Thread):
+    """拉流线程。``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）。"""
+
+    def __init__(
+        self,
+        stream_name: str,
+        url: str,
+        settings: Settings,
+        slot: FrameSlot,
+        sample_interval_s: float,
+        wake: threading.Event | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"ingest-{stream_name}", daemon=True)
+        self.stream_name = stream_name
+        self.url = url
+        self.settings = settings
+        self.slot = slot
+        self.sample_interval_s = sample_interval_s
+        self.wake = wake
+        self.on_frame = on_frame
+        self.stop_event = threading.Event()
+        self._rng = random.Random()
+        self._transports = list(settings.transports)
+        # 以下统计由本线程写入，其他线程只读
+        self.state = "connecting"
+        self.transport: str | None = None
+        self.frames_decoded = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.last_frame_at: float | None = None
+        self.fps_meter = RateMeter()
+        self._had_session = False
+        self._last_offer = 0.0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # ---- 主循环 ----
+    def run(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            got_frames = self._connect_once()
+            if self.stop_event.is_set():
+                break
+            failures = 0 if got_frames else failures + 1
+            if failures >= self.settings.reconnect_max_attempts:
+                self.state = "failed"
+                log.error("stream %s: giving up after %d failed attempts", self.stream_name, failures)
+                break
+            self.state = "reconnecting"
+            delay = backoff_delay(
+                max(1, failures), self.settings.reconnect_base_s, self.settings.reconnect_max_s, self._rng
+            )
+            log.info("stream %s: reconnecting in %.2fs (%s)", self.stream_name, delay, self.last_error)
+            self.stop_event.wait(delay)
+
+    def _connect_once(self) -> bool:
+        """依次尝试各传输方式，直到某一方式解码出帧；返回本轮是否解码出帧。"""
+        for transport in list(self._transports):
+            if self.stop_event.is_set():
+                return False
+            try:
+                container = av.open(
+                    self.url,
+                    options={"rtsp_transport": transport, **LOW_DELAY_OPTIONS},
+                    timeout=(self.settings.rtsp_open_timeout_s, self.settings.rtsp_read_timeout_s),
+                )
+            except (av.FFmpegError, OSError) as exc:
+                self.last_error = f"open via {transport}: {exc}"
+                log.debug("stream %s: %s", self.stream_name, self.last_error)
+                continue
+            try:
+                got_frames = self._decode(container, transport)
+            finally:
+                container.close()
+            if got_frames:
+                # 下次重连优先使用这次成功的传输方式
+                self._transports.remove(transport)
+                self._transports.insert(0, transport)
+                return True
+        return False
+
+    def _decode(self, container: av.container.InputContainer, transport: str) -> bool:
+        if not container.streams.video:
+            self.last_error = "no video track"
+            return False
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        size: tuple[int, int] | None = None
+        got_frames = False
+        try:
+            for packet in container.demux(stream):
+                if self.stop_event.is_set():
+                    break
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError as exc:
+                    self.last_error = f"decode: {exc}"
+                    continue
+                for frame in frames:
+                    if size is None:
+                        size = fit_size(
+                            frame.width, frame.height, self.settings.frame_max_width, self.settings.frame_max_height
+                        )
+                    if not got_frames:
+                        got_frames = True
+                        self.transport = transport
+                        self.state = "streaming"
+                        if self._had_session:
+                            self.reconnects += 1
+                        self._had_session = True
+                        log.info("stream %s: streaming via %s", self.stream_name, transport)
+                    self._handle(frame, size)
+        except (av.FFmpegError, OSError) as exc:
+            self.last_error = f"read via {transport}: {exc}"
+        else:
+            if not self.stop_event.is_set():
+                self.last_error = "stream ended"
+        return got_frames
+
+    def _handle(self, frame: av.VideoFrame, size: tuple[int, int]) -> None:
+        now = time.monotonic()
+        self.frames_decoded += 1
+        self.last_frame_at = now
+        self.fps_meter.mark(now)
+        offer = now - self._last_offer >= self.sample_interval_s * 0.9
+        if not offer and self.on_frame is None:
+            return
+        image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+        item = Frame(image=image, pts_s=frame.time, received_at=now, wall_time=time.time())
+        if self.on_frame is not None:
+            self.on_frame(item)
+        if offer:
+            self._last_offer = now
+            self.slot.put(item)
+            if self.wake is not None:
+                self.wake.set()

@@ -1,0 +1,282 @@
+"""一个工作进程：协调循环（主线程）+ 每流一个拉流线程 + 一个分析线程 + 一个发布线程。
+
+``python -m workers.process`` 单独启动一个工作进程（通常由监督进程 ``python -m workers`` 启动）。
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+
+import psutil
+import redis
+import socketio
+
+from shared.api import StreamJob, WorkerStatus
+from shared.keys import RedisKeys
+from shared.settings import Settings
+
+from .analysis.face import FaceDetector
+from .consumer import StreamConsumer
+from .coordinator import Coordinator, PeerLoad, plan_claims
+from .events import build_emotion_event, build_monitor_update, route
+from .publisher import EventPublisher
+from .tracker import Observation
+
+log = logging.getLogger(__name__)
+
+
+class ConsumerRegistry:
+    """主线程增删、分析线程读取的消费者集合。"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, StreamConsumer] = {}
+
+    def add(self, consumer: StreamConsumer) -> None:
+        with self._lock:
+            self._items[consumer.name] = consumer
+
+    def pop(self, name: str) -> StreamConsumer | None:
+        with self._lock:
+            return self._items.pop(name, None)
+
+    def get(self, name: str) -> StreamConsumer | None:
+        with self._lock:
+            return self._items.get(name)
+
+    def snapshot(self) -> list[StreamConsumer]:
+        with self._lock:
+            return list(self._items.values())
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+
+class AnalysisLoop(threading.Thread):
+    """取各流的最新待分析帧，跑人脸级模型，按节流间隔组装并提交事件。"""
+
+    def __init__(
+        self,
+        registry: ConsumerRegistry,
+        detector: FaceDetector,
+        publisher: EventPublisher,
+        wake: threading.Event,
+    ) -> None:
+        super().__init__(name="analysis", daemon=True)
+        self.registry = registry
+        self.detector = detector
+        self.publisher = publisher
+        self.wake = wake
+        self.stop_event = threading.Event()
+        self.cpu_util: float | None = None
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.wake.wait(timeout=0.05)
+            self.wake.clear()
+            consumers = self.registry.snapshot()
+            for consumer in consumers:
+                frame = consumer.slot.take()
+                if frame is None:
+                    continue
+                try:
+                    faces = self.detector.detect(frame.image)
+                except Exception:  # noqa: BLE001 - 单路出错不影响其他流
+                    log.exception("analysis failed on %s", consumer.name)
+                    continue
+                obs = Observation(faces=faces, frame_received_at=frame.received_at, frame_wall_time=frame.wall_time)
+                consumer.tracker.observe(obs, time.monotonic())
+            now = time.monotonic()
+            for consumer in consumers:
+                if consumer.tracker.publish_due(now):
+                    self._publish(consumer, now)
+
+    def _publish(self, consumer: StreamConsumer, now: float) -> None:
+        latency_ms = consumer.tracker.mark_published(now)
+        job = consumer.job
+        update = build_monitor_update(
+            job.session_id,
+            consumer.tracker,
+            now_wall=time.time(),
+            latency_ms=latency_ms,
+            cpu_util=self.cpu_util,
+            dropped_frames=consumer.slot.dropped,
+        )
+        emotion = build_emotion_event(job.session_id, job.stream_name, consumer.tracker)
+        self.publisher.submit(route(job.stream_name, update, emotion))
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, worker_id: str | None = None, parent_pid: int | None = None) -> None:
+        self.settings = settings
+        self.parent_pid = parent_pid
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.keys = RedisKeys(settings.key_prefix)
+        redis_options = {
+            "socket_timeout": settings.redis_timeout_s,
+            "socket_connect_timeout": settings.redis_timeout_s,
+        }
+        self.redis = redis.Redis.from_url(settings.redis_url, **redis_options)
+        self.coordinator = Coordinator(self.redis, self.keys, self.worker_id, settings.lease_ttl_ms)
+        emitter = socketio.RedisManager(
+            settings.redis_url, channel=self.keys.socketio_channel, write_only=True, redis_options=redis_options
+        )
+        self.publisher = EventPublisher(emitter, maxsize=settings.publish_queue_size)
+        self.registry = ConsumerRegistry()
+        self.wake = threading.Event()
+        self.analysis = AnalysisLoop(
+            self.registry,
+            FaceDetector(settings.face_detect_width, settings.face_min_score),
+            self.publisher,
+            self.wake,
+        )
+        self.stop_event = threading.Event()
+        self._process = psutil.Process()
+        self._last_renew_ok = time.monotonic()
+        self._rng = random.Random()
+
+    # ---- 生命周期 ----
+    def run(self) -> None:
+        log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)
+        self.publisher.start()
+        self.analysis.start()
+        psutil.cpu_percent(None)
+        self._process.cpu_percent(None)
+        interval = self.settings.claim_interval_ms / 1000.0
+        failures = 0
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("worker %s: supervisor %d is gone, exiting", self.worker_id, self.parent_pid)
+                break
+            try:
+                self.tick()
+                failures = 0
+            except redis.RedisError as exc:
+                failures += 1
+                log.warning("worker %s: redis error (%s), retry %d", self.worker_id, exc, failures)
+                self._fence()
+            delay = interval if failures == 0 else min(5.0, interval * 2**failures)
+            self.stop_event.wait(max(0.0, delay - (time.monotonic() - started)))
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """停止全部流并释放租约，使其他进程能立即接管。"""
+        names = self.registry.names()
+        for name in names:
+            self._drop(name, release=False)
+        try:
+            for name in names:
+                self.coordinator.release(name)
+            self.coordinator.leave()
+        except redis.RedisError as exc:
+            log.warning("worker %s: could not release leases on shutdown: %s", self.worker_id, exc)
+        self.analysis.stop_event.set()
+        self.analysis.join(2.0)
+        self.publisher.close()
+        log.info("worker %s stopped", self.worker_id)
+
+    # ---- 协调周期 ----
+    def tick(self) -> None:
+        self.analysis.cpu_util = round(psutil.cpu_percent(None) / 100.0, 3)
+        now_ms = self.coordinator.server_time_ms()
+        desired = self.coordinator.desired()
+        for name in self.registry.names():
+            consumer = self.registry.get(name)
+            job = desired.get(name)
+            if consumer is not None and (job is None or job.rtsp_url != consumer.job.rtsp_url):
+                log.info("worker %s: stream %s no longer assigned as is, stopping", self.worker_id, name)
+                self._drop(name, release=True)
+        lost = self.coordinator.renew(self.registry.names())
+        self._last_renew_ok = time.monotonic()
+        for name in lost:
+            log.warning("worker %s: lease on %s lost, stopping it", self.worker_id, name)
+            self._drop(name, release=False)
+        peers = self.coordinator.heartbeat(self._worker_status(now_ms), now_ms)
+        self._claim(desired, peers)
+        self.coordinator.publish_status([c.status(self.worker_id) for c in self.registry.snapshot()])
+
+    def _claim(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
+        owners = self.coordinator.owners(list(desired))
+        unowned = [name for name, owner in owners.items() if owner is None]
+        mine = len(self.registry.names())
+        budget = plan_claims(
+            len(unowned),
+            mine,
+            self.settings.worker_capacity,
+            len(desired),
+            [PeerLoad(len(p.streams), p.capacity) for p in peers],
+        )
+        self._rng.shuffle(unowned)
+        for name in unowned:
+            if budget <= 0:
+                break
+            if self.coordinator.try_claim(name):
+                budget -= 1
+                consumer = StreamConsumer(desired[name], self.settings, self.wake)
+                self.registry.add(consumer)
+                consumer.start()
+                log.info("worker %s: claimed %s", self.worker_id, name)
+
+    def _drop(self, name: str, release: bool) -> None:
+        consumer = self.registry.pop(name)
+        if consumer is not None:
+            consumer.stop()
+        if release:
+            self.coordinator.release(name)
+
+    def _fence(self) -> None:
+        """Redis 不可达超过租约期的 80% 时停止全部流：此后租约可能已被他人接管。"""
+        if time.monotonic() - self._last_renew_ok > 0.8 * self.settings.lease_ttl_ms / 1000.0:
+            for name in self.registry.names():
+                log.warning("worker %s: cannot renew lease on %s, stopping it", self.worker_id, name)
+                self._drop(name, release=False)
+
+    def _worker_status(self, now_ms: int) -> WorkerStatus:
+        return WorkerStatus(
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            capacity=self.settings.worker_capacity,
+            streams=self.registry.names(),
+            alive=True,
+            last_seen_ms=now_ms,
+            cpu_util=round(self._process.cpu_percent(None) / 100.0, 3),
+        )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="启动单个推理工作进程")
+    parser.add_argument("--worker-id", default=None, help="工作进程 ID（默认 主机名-PID）")
+    parser.add_argument("--parent-pid", type=int, default=None, help="监督进程 PID：它消失时本进程随之退出")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    worker = WorkerProcess(settings, args.worker_id, parent_pid=args.parent_pid)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("worker %s: signal %d, stopping", worker.worker_id, signum)
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

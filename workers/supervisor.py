@@ -1,0 +1,83 @@
+"""监督进程：启动 N 个工作进程，任何一个退出都按退避重启；收到 SIGINT/SIGTERM 时全部停止。"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    index: int
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+    restarts: int = field(default=0)
+
+
+class Supervisor:
+    # 子进程存活超过该时长视为稳定，退避计数清零
+    STABLE_AFTER_S = 30.0
+    RESTART_MAX_DELAY_S = 30.0
+
+    def __init__(self, processes: int, command: list[str] | None = None) -> None:
+        if processes < 1:
+            raise ValueError("processes 至少为 1")
+        self.command = command or [sys.executable, "-m", "workers.process", "--parent-pid", str(os.getpid())]
+        self.slots = [_Slot(i) for i in range(processes)]
+        self.stop_event = threading.Event()
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.proc = subprocess.Popen(self.command)
+        slot.started_at = time.monotonic()
+        log.info("supervisor: worker slot %d started pid %d", slot.index, slot.proc.pid)
+
+    def run(self) -> None:
+        for slot in self.slots:
+            self._spawn(slot)
+        while not self.stop_event.wait(0.2):
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.proc is not None:
+                    code = slot.proc.poll()
+                    if code is None:
+                        continue
+                    lived = now - slot.started_at
+                    slot.failures = 0 if lived >= self.STABLE_AFTER_S else slot.failures + 1
+                    delay = min(self.RESTART_MAX_DELAY_S, 0.5 * (2 ** slot.failures)) if slot.failures else 0.0
+                    log.warning(
+                        "supervisor: worker pid %d exited with %s after %.1fs; restarting in %.1fs",
+                        slot.proc.pid, code, lived, delay,
+                    )
+                    slot.proc = None
+                    slot.restart_at = now + delay
+                if slot.proc is None and now >= slot.restart_at:
+                    slot.restarts += 1
+                    self._spawn(slot)
+        self._terminate_all()
+
+    def _terminate_all(self, timeout: float = 10.0) -> None:
+        procs = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("supervisor: worker pid %d did not stop, killing", proc.pid)
+                proc.kill()
+                proc.wait()
+        log.info("supervisor: all workers stopped")
+
+    def pids(self) -> list[int]:
+        return [s.proc.pid for s in self.slots if s.proc is not None]
