@@ -1,0 +1,100 @@
+"""端到端：真实人脸的 H.264 流 -> RTSP 服务器 -> 工作进程 -> Redis -> Socket.IO 客户端。"""
+
+from __future__ import annotations
+
+import time
+
+from shared import events as ev
+from shared.messages import MonitorUpdate, StreamResultEvent
+
+from .conftest import Clips, Stack
+from .helpers import wait_until
+
+WORKER_PROCESSES = 2
+
+
+def _for_session(session_id: str):
+    return lambda d: d.get("session_id") == session_id
+
+
+def _for_stream(stream_name: str):
+    return lambda d: d.get("stream_name") == stream_name
+
+
+def test_face_stream_reaches_monitor_default_and_room_clients(stack: Stack, clips: Clips) -> None:
+    face_name, _ = stack.publish(clips.face)
+    other_name, _ = stack.publish(clips.empty)
+
+    monitor = stack.recorder(ev.NS_MONITOR)
+    default = stack.recorder(ev.NS_DEFAULT)
+    room = stack.recorder(ev.NS_DEFAULT)
+    other_room = stack.recorder(ev.NS_DEFAULT)
+    assert room.subscribe(stream_name=face_name)["stream_name"] == face_name
+    assert other_room.subscribe(stream_name=other_name)["stream_name"] == other_name
+
+    t0 = time.monotonic()
+    job = stack.start_stream(face_name)
+    stack.start_stream(other_name)
+    session_id = job["session_id"]
+
+    update = monitor.wait_for(
+        ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id and d["metrics"]["face"]["detected"], timeout=20
+    )
+    first_update_s = time.monotonic() - t0
+    emotion = default.wait_for(ev.VIDEO_EMOTION_RESULT, _for_stream(face_name), timeout=20)
+    student = room.wait_for(ev.STUDENT_EMOTION, _for_stream(face_name), timeout=20)
+    assert first_update_s < 20
+
+    # 负载符合公开契约（pydantic 模型严格解析），未计算的字段为 null
+    parsed = MonitorUpdate.model_validate(update)
+    assert parsed.models == ["face"]
+    assert parsed.metrics.face.detected is True
+    assert parsed.metrics.attention.score is None and parsed.metrics.ppg.hr_bpm is None
+    assert parsed.timestamp.endswith("Z") and parsed.latency_ms is not None and parsed.latency_ms >= 0
+    for payload in (emotion, student):
+        event = StreamResultEvent.model_validate(payload)
+        assert event.session_id == session_id and event.stream_name == face_name
+        assert event.result.face_detected is True and event.result.face_count == 1
+        assert event.video_timestamp > 1.6e9
+    assert default.wait_for(ev.RTSP_VIDEO_ANALYSIS, _for_stream(face_name), timeout=5)
+    # 默认命名空间的房间成员也收到该流的 monitor.update
+    assert room.wait_for(ev.MONITOR_UPDATE, _for_session(session_id), timeout=5)
+
+    # 订阅了另一路流的客户端：收到那一路的事件，但收不到这一路的任何事件
+    other_room.wait_for(ev.STUDENT_EMOTION, _for_stream(other_name), timeout=20)
+    time.sleep(1.0)
+    for event in (ev.MONITOR_UPDATE, ev.VIDEO_EMOTION_RESULT, ev.RTSP_VIDEO_ANALYSIS, ev.STUDENT_EMOTION):
+        assert other_room.matching(event, lambda d: d.get("session_id") == session_id) == []
+    # 订阅了本流的客户端也收不到另一路流的事件
+    assert room.matching(ev.STUDENT_EMOTION, _for_stream(other_name)) == []
+    # 监控端节流：同一会话相邻 monitor.update 间隔不少于 250ms
+    times = [r.at for r in monitor.events if r.event == ev.MONITOR_UPDATE and r.data["session_id"] == session_id]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps and min(gaps) >= 0.2, gaps
+
+
+def test_scene_without_face_reports_no_face(stack: Stack, clips: Clips) -> None:
+    name, _ = stack.publish(clips.empty)
+    monitor = stack.recorder(ev.NS_MONITOR)
+    session_id = stack.start_stream(name)["session_id"]
+    updates = wait_until(
+        lambda: monitor.matching(ev.MONITOR_UPDATE, _for_session(session_id))[:3] if len(
+            monitor.matching(ev.MONITOR_UPDATE, _for_session(session_id))) >= 3 else None,
+        timeout=20,
+        message="无人脸流的 monitor.update",
+    )
+    assert [u["metrics"]["face"]["detected"] for u in updates] == [False, False, False]
+
+
+def test_subscribe_errors_come_back_in_the_ack(stack: Stack) -> None:
+    client = stack.recorder(ev.NS_MONITOR)
+    bad = [
+        {},
+        {"session_id": "s-1", "stream_name": "exam-a-user-1"},
+        {"stream_name": "../../etc"},
+        "not-an-object",
+        {"session_id": "s-does-not-exist"},
+    ]
+    for payload in bad:
+        ack = client.call(ev.MONITOR_SUBSCRIBE, payload)
+        assert ack["ok"] is False and ack["error"], (payload, ack)

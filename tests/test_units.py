@@ -1,0 +1,159 @@
+"""纯逻辑的单元测试：认领规划、流名解析、退避、最新帧槽位、节流与事件路由。"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from shared import events as ev
+from shared.api import CreateSessionRequest, RtspStartRequest
+from shared.settings import Settings
+from shared.streams import make_stream_name, parse_stream_name
+from workers.analysis.face import FaceDetections, FaceDetector
+from workers.coordinator import PeerLoad, plan_claims
+from workers.events import build_emotion_event, build_monitor_update, route
+from workers.ingest import Frame, FrameSlot, backoff_delay, fit_size
+from workers.synthetic import empty_frames, face_frames
+from workers.tracker import Observation, StreamTracker
+
+
+@pytest.mark.parametrize(
+    "unowned,mine,cap,total,peers,expected",
+    [
+        (4, 0, 8, 4, [PeerLoad(0, 8)], 2),  # 两个空进程平分
+        (4, 0, 8, 4, [], 4),  # 只有自己
+        (2, 2, 8, 4, [PeerLoad(0, 8)], 0),  # 已达平均目标且不比空闲者多 1 以上
+        (1, 2, 8, 4, [PeerLoad(1, 1)], 1),  # 对方满员：自己接下剩余的
+        (3, 7, 8, 10, [PeerLoad(0, 8)], 0),  # 目标 5，自己已有 7 -> 0，对方来接
+        (10, 0, 3, 10, [], 3),  # 不超过容量
+        (0, 0, 8, 0, [PeerLoad(0, 8)], 0),
+    ],
+)
+def test_plan_claims(unowned, mine, cap, total, peers, expected) -> None:
+    assert plan_claims(unowned, mine, cap, total, peers) == expected
+
+
+def test_plan_claims_converges_to_balanced_assignment() -> None:
+    """模拟三个进程轮流按规划认领：全部流被认领，负载差不超过 1，且不超过容量。"""
+    rng = random.Random(1)
+    loads, caps, total = [0, 0, 0], [8, 8, 2], 13
+    unowned = total
+    for _ in range(20):
+        for i in rng.sample(range(3), 3):
+            peers = [PeerLoad(loads[j], caps[j]) for j in range(3) if j != i]
+            n = plan_claims(unowned, loads[i], caps[i], total, peers)
+            loads[i] += n
+            unowned -= n
+    assert unowned == 0 and loads[2] <= 2 and max(loads[:2]) - min(loads[:2]) <= 1
+
+
+def test_stream_names_parse_and_round_trip() -> None:
+    exam = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    parsed = parse_stream_name(make_stream_name(exam, "42"))
+    assert parsed is not None and parsed.exam_id == exam and parsed.student_id == "42"
+    assert parse_stream_name("exam-ABC123-user-u-7").student_id == "u-7"
+    assert parse_stream_name("camera-1") is None
+
+
+def test_request_models_validate() -> None:
+    with pytest.raises(ValidationError, match="rtsp://"):
+        RtspStartRequest(stream_name="exam-a-user-1", rtsp_url="udp://127.0.0.1:1234")
+    assert RtspStartRequest(stream_name="a", rtsp_url="rtsps://h:322/a").rtsp_url.startswith("rtsps")
+    with pytest.raises(ValidationError):
+        CreateSessionRequest(student_id="1")
+
+
+def test_settings_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSP_TRANSPORTS", "quic")
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.setenv("RTSP_TRANSPORTS", "udp, tcp")
+    monkeypatch.setenv("KEY_PREFIX", "exam")
+    monkeypatch.setenv("MONITOR_INTERVAL_MS", "400")
+    settings = Settings()
+    assert settings.transports == ["udp", "tcp"] and settings.key_prefix == "exam:"
+    monkeypatch.setenv("MONITOR_INTERVAL_MS", "100")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
+    rng = random.Random(0)
+    delays = [backoff_delay(n, 0.5, 4.0, rng) for n in range(1, 8)]
+    for n, d in enumerate(delays, start=1):
+        nominal = min(4.0, 0.5 * 2 ** (n - 1))
+        assert nominal / 2 <= d < nominal
+    assert max(delays) < 4.0
+
+
+def test_fit_size_keeps_aspect_and_never_upscales() -> None:
+    assert fit_size(1280, 720, 640, 360) == (640, 360)
+    assert fit_size(640, 480, 640, 360) == (480, 360)
+    assert fit_size(320, 240, 640, 360) == (320, 240)
+
+
+def _frame(t: float) -> Frame:
+    return Frame(image=np.zeros((2, 2, 3), np.uint8), pts_s=t, received_at=t, wall_time=1.7e9 + t)
+
+
+def test_frame_slot_keeps_newest_and_counts_overwrites() -> None:
+    slot = FrameSlot()
+    assert slot.take() is None
+    for t in (1.0, 2.0, 3.0):
+        slot.put(_frame(t))
+    taken = slot.take()
+    assert taken is not None and taken.pts_s == 3.0 and slot.dropped == 2
+    assert slot.take() is None
+
+
+def test_face_detector_on_real_face_and_empty_scene() -> None:
+    detector = FaceDetector(detect_width=320, min_score=0.6)
+    face = detector.detect(next(face_frames(1)))
+    assert face.count == 1 and face.faces[0].score > 0.8
+    x, y, w, h = face.faces[0].box
+    eyes = face.faces[0].landmarks[:2]
+    assert (x <= eyes[:, 0]).all() and (eyes[:, 0] <= x + w).all() and (y <= eyes[:, 1]).all()
+    assert detector.detect(next(empty_frames(1))).count == 0
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def _obs(faces: FaceDetections, t: float) -> Observation:
+    return Observation(faces=faces, frame_received_at=t, frame_wall_time=1.7e9 + t)
+
+
+def test_tracker_throttles_and_accumulates_multi_face_time() -> None:
+    one = FaceDetector().detect(next(face_frames(1)))
+    two = FaceDetections(faces=one.faces * 2, image_size=one.image_size)
+    tracker = StreamTracker(publish_interval_s=0.4)
+    assert not tracker.publish_due(0.0)
+    tracker.observe(_obs(two, 0.0), 0.0)
+    assert tracker.publish_due(0.0)
+    assert tracker.mark_published(0.01) == pytest.approx(10.0)
+    for t in (0.2, 0.4, 0.6):
+        tracker.observe(_obs(two, t), t)
+    assert not tracker.publish_due(0.3) and tracker.publish_due(0.42)
+    tracker.observe(_obs(one, 0.8), 0.8)
+    tracker.observe(_obs(one, 1.0), 1.0)
+    assert tracker.multi_face_secs == pytest.approx(0.8)
+    tracker.observe(_obs(two, 1.2), 1.2)
+    tracker.observe(_obs(two, 9.0), 9.0)  # 断流间隔不计入
+    assert tracker.multi_face_secs == pytest.approx(0.8)
+
+
+def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> None:
+    tracker = StreamTracker(0.4)
+    tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
+    update = build_monitor_update("s-1", tracker, 1.7e9, 12.0, 0.5, 3)
+    emotion = build_emotion_event("s-1", "exam-a-user-1", tracker)
+    table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion)}
+    room = ev.stream_room("exam-a-user-1")
+    assert table[(ev.MONITOR_UPDATE, ev.NS_MONITOR)] == [ev.ALL_ROOM, room]
+    assert table[(ev.MONITOR_UPDATE, ev.NS_DEFAULT)] == room
+    for ns in ev.NAMESPACES:
+        assert table[(ev.VIDEO_EMOTION_RESULT, ns)] == [ev.ALL_ROOM, room]
+        assert table[(ev.STUDENT_EMOTION, ns)] == room
+    assert update.system.dropped_frames == 3 and update.metrics.face.detected is True
