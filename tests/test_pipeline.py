@@ -67,10 +67,10 @@ def test_face_stream_reaches_monitor_default_and_room_clients(stack: Stack, clip
         assert other_room.matching(event, lambda d: d.get("session_id") == session_id) == []
     # 订阅了本流的客户端也收不到另一路流的事件
     assert room.matching(ev.STUDENT_EMOTION, _for_stream(other_name)) == []
-    # 监控端节流：同一会话相邻 monitor.update 间隔不少于 250ms
+    # 监控端节流：同一会话相邻 monitor.update 间隔在 250-500ms 左右（客户端接收时刻有投递抖动）
     times = [r.at for r in monitor.events if r.event == ev.MONITOR_UPDATE and r.data["session_id"] == session_id]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert gaps and min(gaps) >= 0.2, gaps
+    assert gaps and min(gaps) >= 0.2 and sorted(gaps)[len(gaps) // 2] <= 0.5, gaps
 
 
 def test_scene_without_face_reports_no_face(stack: Stack, clips: Clips) -> None:

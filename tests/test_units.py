@@ -128,24 +128,28 @@ def _obs(faces: FaceDetections, t: float) -> Observation:
 def test_tracker_throttles_and_accumulates_multi_face_time() -> None:
     one = FaceDetector().detect(next(face_frames(1)))
     two = FaceDetections(faces=one.faces * 2, image_size=one.image_size)
-    tracker = StreamTracker(publish_interval_s=0.4)
-    assert not tracker.publish_due(0.0)
+    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
     tracker.observe(_obs(two, 0.0), 0.0)
     assert tracker.publish_due(0.0)
     assert tracker.mark_published(0.01) == pytest.approx(10.0)
-    for t in (0.2, 0.4, 0.6):
+    # 5 fps 分析、400ms 节流：早到几毫秒的第二帧分析后也应推送，推送间隔不低于 250ms
+    published = [0.01]
+    for t in (0.2, 0.395, 0.6, 0.8, 1.0, 1.19):
         tracker.observe(_obs(two, t), t)
-    assert not tracker.publish_due(0.3) and tracker.publish_due(0.42)
-    tracker.observe(_obs(one, 0.8), 0.8)
-    tracker.observe(_obs(one, 1.0), 1.0)
-    assert tracker.multi_face_secs == pytest.approx(0.8)
-    tracker.observe(_obs(two, 1.2), 1.2)
+        if tracker.publish_due(t):
+            tracker.mark_published(t)
+            published.append(t)
+    assert published == [0.01, 0.395, 0.8, 1.19]
+    tracker.observe(_obs(one, 1.4), 1.4)
+    tracker.observe(_obs(one, 1.6), 1.6)
+    assert tracker.multi_face_secs == pytest.approx(1.4)
+    tracker.observe(_obs(two, 1.8), 1.8)
     tracker.observe(_obs(two, 9.0), 9.0)  # 断流间隔不计入
-    assert tracker.multi_face_secs == pytest.approx(0.8)
+    assert tracker.multi_face_secs == pytest.approx(1.4)
 
 
 def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> None:
-    tracker = StreamTracker(0.4)
+    tracker = StreamTracker(0.4, 0.2)
     tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
     update = build_monitor_update("s-1", tracker, 1.7e9, 12.0, 0.5, 3)
     emotion = build_emotion_event("s-1", "exam-a-user-1", tracker)

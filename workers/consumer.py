@@ -17,7 +17,10 @@ class StreamConsumer:
     def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event) -> None:
         self.job = job
         self.slot = FrameSlot()
-        self.tracker = StreamTracker(publish_interval_s=settings.monitor_interval_ms / 1000.0)
+        self.tracker = StreamTracker(
+            publish_interval_s=settings.monitor_interval_ms / 1000.0,
+            analysis_interval_s=1.0 / settings.analysis_fps,
+        )
         self.ingest = RtspIngest(
             stream_name=job.stream_name,
             url=job.rtsp_url,

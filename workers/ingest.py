@@ -74,7 +74,7 @@ def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) ->
 class RateMeter:
     """近 ``window_s`` 秒内的事件速率。"""
 
-    def __init__(self, window_s: float = 3.0) -> None:
+    def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
         self._times: deque[float] = deque(maxlen=256)
 

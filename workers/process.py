@@ -82,8 +82,8 @@ class AnalysisLoop(threading.Thread):
         while not self.stop_event.is_set():
             self.wake.wait(timeout=0.05)
             self.wake.clear()
-            consumers = self.registry.snapshot()
-            for consumer in consumers:
+            observed = []
+            for consumer in self.registry.snapshot():
                 frame = consumer.slot.take()
                 if frame is None:
                     continue
@@ -94,8 +94,9 @@ class AnalysisLoop(threading.Thread):
                     continue
                 obs = Observation(faces=faces, frame_received_at=frame.received_at, frame_wall_time=frame.wall_time)
                 consumer.tracker.observe(obs, time.monotonic())
+                observed.append(consumer)
             now = time.monotonic()
-            for consumer in consumers:
+            for consumer in observed:
                 if consumer.tracker.publish_due(now):
                     self._publish(consumer, now)
 

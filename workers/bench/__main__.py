@@ -1,0 +1,161 @@
+"""可复现的基准，输出 JSON。
+
+``python -m workers.bench pipeline --streams 4 --seconds 30 --processes 1``
+
+用真实部件（嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关、工作进程、python-socketio 客户端）
+测量：首个 monitor.update 的到达时间、工作进程内延迟（帧解码 -> 发出，payload 的 latency_ms）、
+投递延迟（payload.timestamp -> 客户端收到，同一台机器同一时钟）、每路流的 CPU 占用、帧率与丢帧。
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import socketio
+
+from shared import events as ev
+from workers.devstack.servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, python_env
+from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
+from workers.synthetic import face_frames
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def bench_pipeline(streams: int, seconds: float, processes: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    redis_server = EmbeddedRedis(tmp / "redis").start()
+    rtsp = RtspServer().start()
+    clip = encode_clip(tmp / "face.mp4", face_frames(60))
+    port = free_port()
+    api_key = uuid.uuid4().hex
+    env = python_env(
+        REDIS_URL=redis_server.url, API_KEY=api_key, GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(port), LOG_LEVEL="WARNING"
+    )
+    base = f"http://127.0.0.1:{port}"
+    gateway = start_gateway(env)
+    workers = start_workers(env, processes)
+    publishers: list[ClipPublisher] = []
+    client = socketio.Client(reconnection=False)
+    lock = threading.Lock()
+    received: list[tuple[float, float, dict]] = []  # (monotonic, wall, payload)
+
+    def on_update(data: dict) -> None:
+        with lock:
+            received.append((time.monotonic(), time.time(), data))
+
+    try:
+        wait_healthy(base, gateway, timeout=60, workers=processes)
+        client.on(ev.MONITOR_UPDATE, on_update, namespace=ev.NS_MONITOR)
+        client.connect(base, namespaces=[ev.NS_MONITOR], transports=["websocket"])
+        names = [f"exam-{uuid.uuid4()}-user-{i}" for i in range(streams)]
+        for name in names:
+            publishers.append(ClipPublisher(clip, rtsp.publish_url(name)).start())
+        time.sleep(1.0)  # 推流端就绪
+        started: dict[str, float] = {}
+        for name in names:
+            started[name] = time.monotonic()
+            httpx.post(
+                f"{base}/api/rtsp/start",
+                json={"stream_name": name, "rtsp_url": rtsp.read_url(name)},
+                headers={"X-API-Key": api_key},
+                timeout=10,
+            ).raise_for_status()
+        warm_deadline = time.monotonic() + 30
+        while time.monotonic() < warm_deadline:
+            with lock:
+                seen = {d["session_id"] for _, _, d in received}
+            if seen >= set(names):
+                break
+            time.sleep(0.1)
+        with lock:
+            first = {}
+            for at, _, d in received:
+                first.setdefault(d["session_id"], at - started[d["session_id"]])
+        worker_pids = [c.pid for c in psutil.Process(workers.pid).children()]
+        cpu0, gw0, t0 = _cpu_seconds(worker_pids), _cpu_seconds([gateway.pid]), time.monotonic()
+        mark = len(received)
+        time.sleep(seconds)
+        cpu1, gw1, t1 = _cpu_seconds(worker_pids), _cpu_seconds([gateway.pid]), time.monotonic()
+        with lock:
+            window = received[mark:]
+        status = httpx.get(f"{base}/api/rtsp/status", headers={"X-API-Key": api_key}, timeout=10).json()
+    finally:
+        client.disconnect() if client.connected else None
+        for pub in publishers:
+            pub.stop()
+        stop_all(workers, gateway)
+        rtsp.stop()
+        redis_server.stop()
+
+    worker_ms = [d["latency_ms"] for _, _, d in window if d["latency_ms"] is not None]
+    delivery_ms = [
+        (wall - datetime.fromisoformat(d["timestamp"].replace("Z", "+00:00")).timestamp()) * 1000.0
+        for _, wall, d in window
+    ]
+    e2e_ms = [a + b for a, b in zip(worker_ms, delivery_ms)]
+    elapsed = t1 - t0
+    worker_cores = (cpu1 - cpu0) / elapsed
+    return {
+        "benchmark": "pipeline",
+        "streams": streams,
+        "worker_processes": processes,
+        "seconds": round(elapsed, 1),
+        "time_to_first_update_s": {
+            "max": round(max(first.values()), 2) if first else None,
+            "median": round(statistics.median(first.values()), 2) if first else None,
+            "streams_with_data": len(first),
+        },
+        "monitor_update_hz_per_stream": round(len(window) / elapsed / streams, 2),
+        "worker_latency_ms": {"p50": _pct(worker_ms, 0.5), "p95": _pct(worker_ms, 0.95)},
+        "delivery_ms": {"p50": _pct(delivery_ms, 0.5), "p95": _pct(delivery_ms, 0.95)},
+        "decode_to_client_ms": {"p50": _pct(e2e_ms, 0.5), "p95": _pct(e2e_ms, 0.95)},
+        "worker_cpu_cores": round(worker_cores, 3),
+        "worker_cpu_cores_per_stream": round(worker_cores / streams, 3),
+        "gateway_cpu_cores": round((gw1 - gw0) / elapsed, 3),
+        "decode_fps": [s["fps"] for s in status["streams"]],
+        "analysis_fps": [s["analysis_fps"] for s in status["streams"]],
+        "dropped_frames": sum(s["dropped_frames"] for s in status["streams"]),
+        "machine": {"cpus": psutil.cpu_count(), "source": "640x360 H.264 15 fps, 1 face"},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers.bench", description="基准（输出 JSON）")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pipeline", help="端到端：首事件时间、延迟、每路 CPU")
+    p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.command == "pipeline":
+        print(json.dumps(bench_pipeline(args.streams, args.seconds, args.processes), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
