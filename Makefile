@@ -5,19 +5,30 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_BINARIES := ffmpeg rtsp-server-perl
-SYSTEM_PACKAGES := ffmpeg rtsp-server-perl
+# 运行所需的系统程序与对应的 Debian 包；测试另需 chromium（无头浏览器测试监控页面）
+RUN_BINARIES := ffmpeg rtsp-server-perl npm
+RUN_PACKAGES := ffmpeg rtsp-server-perl npm
+TEST_BINARIES := $(RUN_BINARIES) chromium
+TEST_PACKAGES := $(RUN_PACKAGES) chromium
+NODE_STAMP := dashboard/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: run test install sysdeps clean
+.PHONY: run test install clean
 
+run: BINARIES = $(RUN_BINARIES)
+run: PACKAGES = $(RUN_PACKAGES)
 run: install
 	$(PY) -m workers.devstack
 
+test: BINARIES = $(TEST_BINARIES)
+test: PACKAGES = $(TEST_PACKAGES)
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-install: sysdeps $(STAMP)
+install: sysdeps $(STAMP) $(NODE_STAMP)
+
+$(NODE_STAMP): dashboard/package.json dashboard/package-lock.json
+	npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +37,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 sysdeps:
-	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "安装系统包：$(SYSTEM_PACKAGES)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	    echo "安装系统包：$(PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES) >/dev/null; \
 	  else \
-	    echo "缺少系统程序：$$missing。请以 root 运行，或手动安装 Debian 包：$(SYSTEM_PACKAGES)"; exit 1; \
+	    echo "缺少系统程序：$$missing。请以 root 运行，或手动安装 Debian 包：$(PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 

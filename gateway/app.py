@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-
 import socketio
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from shared import events as ev
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
-from . import api
+from . import api, pages
 from .sockets import StreamNamespace
 from .store import Store, connect
-
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 
 def create_app(settings: Settings) -> socketio.ASGIApp:
@@ -47,6 +42,5 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     app.state.store = store
     app.state.sio = sio
     api.install(app)
-    if DASHBOARD_DIR.is_dir():
-        app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
+    pages.install(app)
     return socketio.ASGIApp(sio, other_asgi_app=app)

@@ -61,7 +61,7 @@ def main() -> None:
         if os.environ.get("DEMO", "1") != "0":
             start_demo(base_url, env["API_KEY"], int(os.environ.get("DEMO_STREAMS", "2")), started)
 
-        print(f"\n监控页面（Socket.IO /monitor 命名空间）：{base_url}/dashboard/", flush=True)
+        print(f"\n监控页面：{base_url}/monitor", flush=True)
         print(f"REST 接口文档：{base_url}/docs    X-API-Key: {env['API_KEY']}", flush=True)
         print("按 Ctrl-C 停止全部服务。\n", flush=True)
         while not stop.wait(1.0):

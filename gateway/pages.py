@@ -1,0 +1,40 @@
+"""监控页面：``/monitor``（全部会话）、``/monitor/sessions/{session_id}``（单会话）与前端静态资源。
+
+前端依赖（socket.io-client）在安装时由 npm 装到 dashboard/node_modules，运行时不访问 CDN。
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+SOCKET_IO_CLIENT = DASHBOARD_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def index() -> RedirectResponse:
+    return RedirectResponse("/monitor")
+
+
+@router.get("/monitor")
+@router.get("/monitor/sessions/{session_id}")
+async def monitor_page(session_id: str | None = None) -> FileResponse:
+    return FileResponse(DASHBOARD_DIR / "monitor.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/vendor/socket.io.min.js")
+async def socket_io_client() -> FileResponse:
+    if not SOCKET_IO_CLIENT.is_file():
+        raise HTTPException(503, "缺少 socket.io-client：请运行 make run / make test（会执行 npm install）")
+    return FileResponse(SOCKET_IO_CLIENT, media_type="text/javascript")
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
