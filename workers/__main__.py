@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 
 from shared.settings import Settings
 
-from .process import configure_logging
+from .process import configure_logging, stop_on_signals
 from .supervisor import Supervisor
-
-log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,13 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     supervisor = Supervisor(args.processes)
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("supervisor: signal %d, stopping workers", signum)
-        supervisor.stop_event.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(supervisor.stop_event, "supervisor")
     supervisor.run()
 
 

@@ -261,6 +261,17 @@ def configure_logging(level: str) -> None:
     )
 
 
+def stop_on_signals(stop_event: threading.Event, label: str) -> None:
+    """SIGTERM / SIGINT 时置位 ``stop_event``，由主循环负责有序退出。"""
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("%s: signal %d, stopping", label, signum)
+        stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="启动单个推理工作进程")
     parser.add_argument("--worker-id", default=None, help="工作进程 ID（默认 主机名-PID）")
@@ -269,13 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     worker = WorkerProcess(settings, args.worker_id, parent_pid=args.parent_pid)
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("worker %s: signal %d, stopping", worker.worker_id, signum)
-        worker.stop_event.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(worker.stop_event, f"worker {worker.worker_id}")
     worker.run()
 
 
