@@ -1,17 +1,62 @@
 """合成测试/演示画面（纯 numpy）：来自 scikit-image 轮子自带的真实人脸照片，不下载任何数据。
 
-- ``face_frames``：真实人脸（skimage.data.astronaut）在室内背景前做小幅头部运动，带相机噪声；
-- ``empty_frames``：同一背景前只有一个物体（skimage.data.coffee），没有人脸。
+- ``face_frames``：真实人脸（skimage.data.astronaut）在室内背景前，可选小幅头部运动、已知心率的
+  脉搏（neurokit2 ``ppg_simulate``，按真实幅度与颜色方向调制皮肤像素）、光照漂移、相机噪声、
+  遮住脸下半部的手、第二张脸；
+- ``empty_frames``：同一背景前只有一个物体（skimage.data.coffee），没有人脸；
+- ``simulate_pulse`` / ``PulseTrack.true_hr``：脉搏波形与按真实心跳时刻计算的窗口心率（评估基准）。
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 from skimage import data
+
+# 皮肤中血容量脉搏的颜色方向（归一化 RGB 变化，绿色最强；de Haan & Jeanne 2013 的量级），BGR 顺序
+PULSE_DIRECTION_BGR = np.array([0.53, 0.77, 0.33]) / 0.77
+
+
+@dataclass(frozen=True)
+class PulseTrack:
+    """脉搏波形（均值 0、峰峰值约 1）及心跳时刻。"""
+
+    times: np.ndarray
+    values: np.ndarray
+    beat_times: np.ndarray
+
+    def at(self, t: float) -> float:
+        return float(np.interp(t, self.times, self.values))
+
+    def true_hr(self, t_end: float, window_s: float = 10.0) -> float | None:
+        """[t_end - window_s, t_end] 内心跳的平均心率（bpm）。"""
+        beats = self.beat_times[(self.beat_times >= t_end - window_s) & (self.beat_times <= t_end)]
+        if len(beats) < 3:
+            return None
+        return float(60.0 * (len(beats) - 1) / (beats[-1] - beats[0]))
+
+
+def simulate_pulse(duration_s: float, hr_bpm: float, seed: int = 0) -> PulseTrack:
+    import neurokit2 as nk  # 只在生成合成数据时需要
+
+    rate = 100
+    ppg = nk.ppg_simulate(
+        duration=int(np.ceil(duration_s)) + 2,
+        sampling_rate=rate,
+        heart_rate=hr_bpm,
+        motion_amplitude=0,
+        powerline_amplitude=0,
+        drift=0,
+        random_state=seed,
+    )
+    peaks = nk.ppg_findpeaks(ppg, sampling_rate=rate)["PPG_Peaks"]
+    values = (ppg - ppg.mean()) / max(1e-9, np.percentile(ppg, 95) - np.percentile(ppg, 5))
+    times = np.arange(len(ppg)) / rate
+    return PulseTrack(times=times, values=values, beat_times=np.asarray(peaks) / rate)
 
 
 def _background(width: int, height: int) -> np.ndarray:
@@ -28,10 +73,20 @@ def _background(width: int, height: int) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _portrait(height: int) -> np.ndarray:
     """astronaut 照片的头肩部分（BGR），缩放到给定高度。"""
-    rgb = data.astronaut()[0:330, 90:400]
+    rgb = data.astronaut()[10:280, 120:390]
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     scale = height / bgr.shape[0]
     return cv2.resize(bgr, (round(bgr.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+
+
+@lru_cache(maxsize=4)
+def _skin_mask(height: int) -> np.ndarray:
+    """肖像中皮肤像素（YCrCb 阈值 + 腐蚀），布尔数组。"""
+    ycrcb = cv2.cvtColor(_portrait(height), cv2.COLOR_BGR2YCrCb)
+    mask = cv2.inRange(ycrcb, (40, 138, 80), (240, 175, 125))
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    mask[: int(mask.shape[0] * 0.25)] = 0  # 去掉与肤色相近的头发
+    return mask > 0
 
 
 @lru_cache(maxsize=4)
@@ -57,20 +112,55 @@ def _noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndar
 
 
 def face_frames(
-    count: int, fps: float = 15.0, size: tuple[int, int] = (640, 360), noise: float = 2.0, seed: int = 0
+    count: int,
+    fps: float = 15.0,
+    size: tuple[int, int] = (640, 360),
+    noise: float = 2.0,
+    seed: int = 0,
+    *,
+    motion: bool = True,
+    pulse: PulseTrack | None = None,
+    pulse_amplitude: float = 0.003,
+    drift: float = 0.0,
+    cover_lower: bool = False,
+    second_face: bool = False,
 ) -> Iterator[np.ndarray]:
-    """真实人脸小幅左右/上下移动（周期约 4 秒）。"""
+    """真实人脸；``motion`` 时小幅左右/上下移动（周期约 4 秒）。
+
+    ``pulse_amplitude`` 是绿色通道的脉搏峰峰值（相对亮度，真实皮肤约 0.2–0.4 %）；``drift`` 是
+    慢速光照变化的相对幅度（周期 20 秒）；``cover_lower`` 用手色块遮住脸的下半部（鼻尖以下）；
+    ``second_face`` 在画面左侧加入第二个人。
+    """
     width, height = size
     rng = np.random.default_rng(seed)
-    bg = _background(width, height)
-    portrait = _portrait(int(height * 0.92))
+    bg = _background(width, height).astype(np.float32)
+    portrait_h = int(height * 0.92)
+    portrait = _portrait(portrait_h).astype(np.float32)
+    skin = _skin_mask(portrait_h)
+    direction = PULSE_DIRECTION_BGR.astype(np.float32)
+    other = cv2.resize(_portrait(portrait_h), None, fx=0.8, fy=0.8).astype(np.float32)
     for i in range(count):
         t = i / fps
         frame = bg.copy()
-        cx = width / 2 + 8 * np.sin(2 * np.pi * t / 4.0)
-        top = int(height * 0.08 + 3 * np.sin(2 * np.pi * t / 3.0))
-        _paste(frame, portrait, cx, top)
-        yield _noisy(frame, rng, noise)
+        if second_face:
+            _paste(frame, other, width * 0.16, int(height * 0.2))
+        person = portrait
+        if pulse is not None:
+            person = portrait.copy()
+            person[skin] *= 1.0 + pulse_amplitude * pulse.at(t) * direction
+        if cover_lower:
+            person = person.copy()
+            ph, pw = person.shape[:2]
+            # 脸位于肖像约 x 0.22–0.55、y 0.20–0.60；鼻尖以下到下巴用手色块遮住
+            person[int(ph * 0.41) : int(ph * 0.64), int(pw * 0.19) : int(pw * 0.58)] = (95, 140, 205)
+        cx = width / 2 + (8 * np.sin(2 * np.pi * t / 4.0) if motion else 0.0)
+        top = int(height * 0.08 + (3 * np.sin(2 * np.pi * t / 3.0) if motion else 0.0))
+        _paste(frame, person, cx, top)
+        if drift:
+            frame *= 1.0 + drift * np.sin(2 * np.pi * t / 20.0)
+        if noise > 0:
+            frame += rng.normal(0.0, noise, frame.shape).astype(np.float32)
+        yield frame.clip(0, 255).astype(np.uint8)
 
 
 def empty_frames(

@@ -152,9 +152,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--streams", type=int, default=4)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--processes", type=int, default=1)
+    a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）")
+    a.add_argument("--heart-rates", default="50,65,80,95,110,125,140", help="逗号分隔的心率（bpm）")
+    a.add_argument("--clip-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.command == "pipeline":
-        print(json.dumps(bench_pipeline(args.streams, args.seconds, args.processes), ensure_ascii=False, indent=2))
+        result = bench_pipeline(args.streams, args.seconds, args.processes)
+    else:
+        from .accuracy import bench_rppg
+
+        hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
+        result = {"benchmark": "accuracy", "rppg": bench_rppg(hrs, args.clip_seconds)}
+    print(json.dumps(result, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":
