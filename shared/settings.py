@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     analysis_fps: float = Field(5.0, gt=0, le=30, description="人脸级模型的分析帧率（每路流）")
     face_detect_width: int = Field(320, ge=96, description="人脸检测输入宽度（按比例缩放）")
     face_min_score: float = Field(0.6, ge=0, le=1, description="人脸检测置信度阈值")
+    emotion_backend: str = Field(
+        "auto", description="情绪后端 auto / deepface / fer / none（auto：有 DeepFace 权重用 deepface，否则 fer）"
+    )
+    deepface_home: str | None = Field(None, description="DeepFace 权重根目录（含 .deepface/weights/）；默认 ~")
+    look_away_deg: float = Field(30.0, gt=0, le=90, description="头部偏转超过该角度视为视线偏离")
+    anomaly_onset_s: str = Field(
+        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,OCCLUSION:2,TALKING:1",
+        description="各异常的触发时长（条件持续多久才报告），CODE:秒 逗号分隔",
+    )
+    anomaly_offset_s: float = Field(1.5, ge=0, description="异常条件消失多久后结束该异常")
     monitor_interval_ms: int = Field(
         400, ge=250, le=500, description="monitor.update 的节流间隔（每会话，250-500ms）"
     )
@@ -71,6 +81,31 @@ class Settings(BaseSettings):
             raise ValueError(f"RTSP_TRANSPORTS 只能是 tcp/udp 的组合，收到 {value!r}")
         return ",".join(items)
 
+    @field_validator("emotion_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "deepface", "fer", "none"):
+            raise ValueError(f"EMOTION_BACKEND 只能是 auto / deepface / fer / none，收到 {value!r}")
+        return value
+
+    @field_validator("anomaly_onset_s")
+    @classmethod
+    def _onsets(cls, value: str) -> str:
+        known = {"NO_FACE", "MULTI_FACE", "LOOK_AWAY", "OCCLUSION", "TALKING"}
+        for item in filter(None, (x.strip() for x in value.split(","))):
+            code, _, seconds = item.partition(":")
+            if code not in known:
+                raise ValueError(f"ANOMALY_ONSET_S 中未知的异常代码 {code!r}")
+            if float(seconds) < 0:
+                raise ValueError(f"ANOMALY_ONSET_S 中 {code} 的时长不能为负")
+        return value
+
     @property
     def transports(self) -> list[str]:
         return self.rtsp_transports.split(",")
+
+    @property
+    def anomaly_onsets(self) -> dict[str, float]:
+        pairs = (item.split(":") for item in self.anomaly_onset_s.split(",") if item.strip())
+        return {code.strip(): float(seconds) for code, seconds in pairs}

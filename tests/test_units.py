@@ -12,9 +12,12 @@ from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
 from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name
-from workers.analysis.face import FaceDetections, FaceDetector
+from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
+from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
+from workers.analysis.face import Face, FaceDetections, FaceDetector
+from workers.analysis.ppg import PpgResult
 from workers.coordinator import PeerLoad, plan_claims
-from workers.events import build_emotion_event, build_monitor_update, route
+from workers.events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from workers.ingest import Frame, FrameSlot, backoff_delay, fit_size
 from workers.synthetic import empty_frames, face_frames
 from workers.tracker import Observation, StreamTracker
@@ -151,13 +154,63 @@ def test_tracker_throttles_and_accumulates_multi_face_time() -> None:
 def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> None:
     tracker = StreamTracker(0.4, 0.2)
     tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
-    update = build_monitor_update("s-1", tracker, 1.7e9, 12.0, 0.5, 3)
+    ppg = PpgResult(hr_bpm=71.5, signal_quality=0.8, snr_db=4.0, window_s=10.0)
+    update = build_monitor_update("s-1", tracker, ppg, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
     emotion = build_emotion_event("s-1", "exam-a-user-1", tracker)
-    table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion)}
+    heart = build_heart_rate_event("s-1", "exam-a-user-1", tracker, ppg)
+    table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion, heart)}
     room = ev.stream_room("exam-a-user-1")
     assert table[(ev.MONITOR_UPDATE, ev.NS_MONITOR)] == [ev.ALL_ROOM, room]
     assert table[(ev.MONITOR_UPDATE, ev.NS_DEFAULT)] == room
     for ns in ev.NAMESPACES:
-        assert table[(ev.VIDEO_EMOTION_RESULT, ns)] == [ev.ALL_ROOM, room]
-        assert table[(ev.STUDENT_EMOTION, ns)] == room
+        for name in (ev.VIDEO_EMOTION_RESULT, ev.RTSP_VIDEO_ANALYSIS, ev.HEART_RATE_RESULT, ev.RTSP_HEART_RATE_ANALYSIS):
+            assert table[(name, ns)] == [ev.ALL_ROOM, room]
+        assert table[(ev.STUDENT_EMOTION, ns)] == room and table[(ev.STUDENT_HEART_RATE, ns)] == room
     assert update.system.dropped_frames == 3 and update.metrics.face.detected is True
+    assert update.metrics.ppg.hr_bpm == 71.5 and update.models == ["face", "attention", "ppg"]
+    assert emotion.result.dominant_emotion is None  # 情绪模型未就绪：null，不编造
+    assert heart.result.hr_bpm == 71.5 and heart.result.face_detected is True
+
+
+def test_anomaly_hysteresis_severity_and_episodes() -> None:
+    tracker = AnomalyTracker({"NO_FACE": AnomalyPolicy(onset_s=2.0, offset_s=1.0, medium_s=5.0, high_s=10.0)})
+    timeline = []
+    steps = [False] * 15 + [True] * 2 + [False] * 60 + [True] * 10  # 0.2 s 一步
+    for i, present in enumerate(steps):
+        active = tracker.update({"NO_FACE": not present}, i * 0.2)
+        timeline.append((round(i * 0.2, 1), [(a.code, a.severity) for a in active]))
+    t = len(steps) * 0.2
+    times = dict(timeline)
+    assert times[1.8] == [] and times[2.0] == [("NO_FACE", "low")]  # 持续 2 秒才报告
+    assert times[3.2] == [("NO_FACE", "low")]  # 短暂出现 0.4 秒：不结束
+    assert times[13.0] == [("NO_FACE", "high")]
+    assert times[17.0] == []  # 人脸回来 1 秒后结束
+    (episode,) = tracker.episodes  # 短暂出现没有把它切成两段
+    assert episode.start == 0.0 and episode.end == pytest.approx(15.4) and episode.peak_severity == "high"
+    assert tracker.update({"NO_FACE": None}, t) == []  # 无法判断时保持状态
+
+
+def test_head_pose_recovers_projected_angles_and_frontal_face() -> None:
+    for yaw, pitch in [(40, 0), (-40, 0), (0, 20), (25, -10)]:
+        pose = estimate_head_pose(project_face(yaw, pitch, 0, (640, 360)), (640, 360))
+        assert pose is not None and abs(pose.yaw - yaw) < 5 and abs(pose.pitch - pitch) < 5
+    face = FaceDetector().detect(next(face_frames(1))).faces[0]
+    frontal = estimate_head_pose(face.landmarks, (640, 360))
+    assert frontal is not None and abs(frontal.yaw) < 15 and abs(frontal.pitch) < 15
+    good = attention_from_pose(frontal, face.score, 40.0)
+    turned = attention_from_pose(estimate_head_pose(project_face(40, 0, 0, (640, 360)), (640, 360)), 0.9, 40.0)
+    gone = attention_from_pose(None, None, 0.0)
+    assert good.score == 1.0 and 0 < turned.score < 0.5 and gone.score == 0.0
+
+
+def test_tracker_reports_look_away_only_after_it_persists() -> None:
+    tracker = StreamTracker(0.4, 0.2, look_away_deg=30)
+    turned = project_face(40, 0, 0, (640, 360)).astype(np.float32)
+    face = Face(box=(280.0, 120.0, 90.0, 110.0), score=0.9, landmarks=turned)
+    dets = FaceDetections(faces=(face,), image_size=(640, 360))
+    codes = []
+    for i in range(20):  # 4 秒
+        tracker.observe(_obs(dets, i * 0.2), i * 0.2)
+        codes.append([a.code for a in tracker.active])
+    assert codes[10] == [] and codes[16] == ["LOOK_AWAY"]
+    assert tracker.attention_score is not None and tracker.attention_score < 0.5

@@ -9,8 +9,17 @@ from shared.api import ConsumerStatus, StreamJob
 from shared.messages import iso_utc
 from shared.settings import Settings
 
+from .analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
 from .ingest import FrameSlot, RtspIngest
 from .tracker import StreamTracker
+
+
+def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
+    policies = {}
+    for code, default in DEFAULT_POLICIES.items():
+        onset = settings.anomaly_onsets.get(code, default.onset_s)
+        policies[code] = AnomalyPolicy(onset_s=onset, offset_s=settings.anomaly_offset_s)
+    return policies
 
 
 class StreamConsumer:
@@ -20,6 +29,8 @@ class StreamConsumer:
         self.tracker = StreamTracker(
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
             analysis_interval_s=1.0 / settings.analysis_fps,
+            policies=anomaly_policies(settings),
+            look_away_deg=settings.look_away_deg,
         )
         self.ingest = RtspIngest(
             stream_name=job.stream_name,
@@ -28,6 +39,7 @@ class StreamConsumer:
             slot=self.slot,
             sample_interval_s=1.0 / settings.analysis_fps,
             wake=wake,
+            on_frame=self.tracker.sample_frame,
         )
 
     @property

@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+import cv2
+import numpy as np
 import psutil
 import redis
 import socketio
@@ -22,10 +24,13 @@ from shared.api import StreamJob, WorkerStatus
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
-from .analysis.face import FaceDetector
+from .analysis.emotion import face_crop
+from .analysis.face import FaceDetections, FaceDetector
 from .consumer import StreamConsumer
 from .coordinator import Coordinator, PeerLoad, plan_claims
-from .events import build_emotion_event, build_monitor_update, route
+from .emotion_service import EmotionService
+from .events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
+from .ingest import Frame
 from .publisher import EventPublisher
 from .tracker import Observation
 
@@ -61,18 +66,21 @@ class ConsumerRegistry:
 
 
 class AnalysisLoop(threading.Thread):
-    """取各流的最新待分析帧，跑人脸级模型，按节流间隔组装并提交事件。"""
+    """取各流的最新待分析帧：逐帧人脸检测，所有流的主人脸合成一批做一次情绪推理，
+    更新各流状态，按节流间隔组装并提交事件。"""
 
     def __init__(
         self,
         registry: ConsumerRegistry,
         detector: FaceDetector,
+        emotion: EmotionService,
         publisher: EventPublisher,
         wake: threading.Event,
     ) -> None:
         super().__init__(name="analysis", daemon=True)
         self.registry = registry
         self.detector = detector
+        self.emotion = emotion
         self.publisher = publisher
         self.wake = wake
         self.stop_event = threading.Event()
@@ -82,37 +90,69 @@ class AnalysisLoop(threading.Thread):
         while not self.stop_event.is_set():
             self.wake.wait(timeout=0.05)
             self.wake.clear()
-            observed = []
-            for consumer in self.registry.snapshot():
-                frame = consumer.slot.take()
-                if frame is None:
-                    continue
-                try:
-                    faces = self.detector.detect(frame.image)
-                except Exception:  # noqa: BLE001 - 单路出错不影响其他流
-                    log.exception("analysis failed on %s", consumer.name)
-                    continue
-                obs = Observation(faces=faces, frame_received_at=frame.received_at, frame_wall_time=frame.wall_time)
-                consumer.tracker.observe(obs, time.monotonic())
-                observed.append(consumer)
-            now = time.monotonic()
-            for consumer in observed:
-                if consumer.tracker.publish_due(now):
-                    self._publish(consumer, now)
+            try:
+                self.step()
+            except Exception:  # noqa: BLE001 - 分析线程不能退出
+                log.exception("analysis step failed")
+
+    def step(self) -> None:
+        batch: list[tuple[StreamConsumer, Frame, FaceDetections]] = []
+        for consumer in self.registry.snapshot():
+            frame = consumer.slot.take()
+            if frame is None:
+                continue
+            try:
+                batch.append((consumer, frame, self.detector.detect(frame.image)))
+            except Exception:  # noqa: BLE001 - 单路出错不影响其他流
+                log.exception("face detection failed on %s", consumer.name)
+        if not batch:
+            return
+        emotions = self._emotions(batch)
+        now = time.monotonic()
+        for (consumer, frame, faces), probs in zip(batch, emotions):
+            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs)
+            consumer.tracker.observe(obs, now)
+        now = time.monotonic()
+        for consumer, _, _ in batch:
+            if consumer.tracker.publish_due(now):
+                self._publish(consumer, now)
+
+    def _emotions(self, batch: list[tuple[StreamConsumer, Frame, FaceDetections]]) -> list[np.ndarray | None]:
+        """每路流的主人脸裁剪后合成一批，一次推理。"""
+        model = self.emotion.model
+        if model is None:
+            return [None] * len(batch)
+        crops, owners = [], []
+        for i, (_, frame, faces) in enumerate(batch):
+            if faces.faces:
+                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+                crops.append(face_crop(gray, faces.faces[0], model.input_size))
+                owners.append(i)
+        out: list[np.ndarray | None] = [None] * len(batch)
+        probs = self.emotion.predict(crops)
+        if probs is not None:
+            for i, p in zip(owners, probs):
+                out[i] = p
+        return out
 
     def _publish(self, consumer: StreamConsumer, now: float) -> None:
-        latency_ms = consumer.tracker.mark_published(now)
+        tracker = consumer.tracker
+        latency_ms = tracker.mark_published(now)
         job = consumer.job
+        ppg = tracker.pulse.estimate()
         update = build_monitor_update(
             job.session_id,
-            consumer.tracker,
+            tracker,
+            ppg,
             now_wall=time.time(),
             latency_ms=latency_ms,
             cpu_util=self.cpu_util,
             dropped_frames=consumer.slot.dropped,
+            emotion_ready=self.emotion.ready,
         )
-        emotion = build_emotion_event(job.session_id, job.stream_name, consumer.tracker)
-        self.publisher.submit(route(job.stream_name, update, emotion))
+        emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
+        heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
+        self.publisher.submit(route(job.stream_name, update, emotion, heart))
 
 
 class WorkerProcess:
@@ -133,9 +173,11 @@ class WorkerProcess:
         self.publisher = EventPublisher(emitter, maxsize=settings.publish_queue_size)
         self.registry = ConsumerRegistry()
         self.wake = threading.Event()
+        self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
         self.analysis = AnalysisLoop(
             self.registry,
             FaceDetector(settings.face_detect_width, settings.face_min_score),
+            self.emotion,
             self.publisher,
             self.wake,
         )
@@ -147,6 +189,7 @@ class WorkerProcess:
     # ---- 生命周期 ----
     def run(self) -> None:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)
+        self.emotion.start()
         self.publisher.start()
         self.analysis.start()
         psutil.cpu_percent(None)

@@ -1,11 +1,18 @@
-"""每路流一个的分析状态：累积人脸统计、节流、延迟；不做 I/O。"""
+"""每路流一个的分析状态：把各分析器的逐帧结果累积成会话级指标（平滑、累计时长、异常滞回、节流）；不做 I/O。"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from .analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
+from .analysis.attention import Attention, attention_from_pose, estimate_head_pose
+from .analysis.emotion import EmotionEstimate, summarize
 from .analysis.face import FaceDetections
-from .ingest import RateMeter
+from .analysis.ppg import PulseMonitor
+from .ingest import Frame, RateMeter
 
 
 @dataclass(frozen=True)
@@ -15,6 +22,7 @@ class Observation:
     faces: FaceDetections
     frame_received_at: float  # monotonic
     frame_wall_time: float  # unix 秒
+    emotion: np.ndarray | None = None  # 主人脸的情绪概率（未计算时 None）
 
 
 class StreamTracker:
@@ -28,16 +36,40 @@ class StreamTracker:
     # 两次分析间隔超过该值时不计入 multi_face_secs（断流期间不累积）
     MAX_GAP_S = 2.0
     MIN_PUBLISH_GAP_S = 0.25
+    ATTENTION_SMOOTHING = 0.4
+    EMOTION_SMOOTHING = 0.5
+    HEART_RATE_EVENT_INTERVAL_S = 1.0
 
-    def __init__(self, publish_interval_s: float, analysis_interval_s: float) -> None:
+    def __init__(
+        self,
+        publish_interval_s: float,
+        analysis_interval_s: float,
+        policies: dict[str, AnomalyPolicy] | None = None,
+        look_away_deg: float = 30.0,
+    ) -> None:
         self.min_gap_s = max(self.MIN_PUBLISH_GAP_S, publish_interval_s - analysis_interval_s / 2)
+        self.look_away_deg = look_away_deg
         self.latest: Observation | None = None
         self.frames_analyzed = 0
         self.multi_face_secs = 0.0
         self.analysis_meter = RateMeter()
         self.last_latency_ms: float | None = None
+        self.pulse = PulseMonitor()
+        self.anomalies = AnomalyTracker(dict(policies or DEFAULT_POLICIES))
+        self.active: list[ActiveAnomaly] = []
+        self.attention: Attention | None = None
+        self.attention_score: float | None = None
+        self._emotion: np.ndarray | None = None
         self._last_publish_at: float | None = None
+        self._last_heart_rate_at: float | None = None
 
+    # ---- 拉流线程 ----
+    def sample_frame(self, frame: Frame) -> None:
+        """每个解码帧：rPPG 皮肤采样（用显示时间戳；没有时用到达时间）。"""
+        t = frame.pts_s if frame.pts_s is not None else frame.received_at
+        self.pulse.add_frame(t, frame.image)
+
+    # ---- 分析线程 ----
     def observe(self, obs: Observation, now: float) -> None:
         previous = self.latest
         if previous is not None and previous.faces.count > 1:
@@ -48,9 +80,50 @@ class StreamTracker:
         self.frames_analyzed += 1
         self.analysis_meter.mark(now)
 
+        main = obs.faces.faces[0] if obs.faces.faces else None
+        if main is not None:
+            self.pulse.set_face(main.landmarks, obs.faces.image_size)
+            pose = estimate_head_pose(main.landmarks, obs.faces.image_size)
+            eye_dist = float(np.linalg.norm(main.landmarks[1] - main.landmarks[0]))
+            self.attention = attention_from_pose(pose, main.score, eye_dist)
+        else:
+            self.pulse.clear_face()
+            self.attention = attention_from_pose(None, None, 0.0)
+        a = self.ATTENTION_SMOOTHING
+        score = self.attention.score
+        self.attention_score = score if self.attention_score is None else (1 - a) * self.attention_score + a * score
+
+        if obs.emotion is not None:
+            e = self.EMOTION_SMOOTHING
+            self._emotion = obs.emotion if self._emotion is None else (1 - e) * self._emotion + e * obs.emotion
+        elif main is None:
+            self._emotion = None
+
+        pose = self.attention.pose
+        look_away = None if pose is None else math.hypot(pose.yaw, pose.pitch) > self.look_away_deg
+        self.active = self.anomalies.update(
+            {
+                "NO_FACE": main is None,
+                "MULTI_FACE": obs.faces.count > 1,
+                "LOOK_AWAY": look_away,
+            },
+            obs.frame_received_at,
+        )
+
+    @property
+    def emotion(self) -> EmotionEstimate | None:
+        return None if self._emotion is None else summarize(self._emotion)
+
     def publish_due(self, now: float) -> bool:
         """刚分析完一帧时调用：距上次推送是否已满节流间隔。"""
         return self._last_publish_at is None or now - self._last_publish_at >= self.min_gap_s
+
+    def heart_rate_due(self, now: float) -> bool:
+        """心率事件每秒至多一次（随某次 monitor.update 一起发出）。"""
+        if self._last_heart_rate_at is not None and now - self._last_heart_rate_at < self.HEART_RATE_EVENT_INTERVAL_S:
+            return False
+        self._last_heart_rate_at = now
+        return True
 
     def mark_published(self, now: float) -> float:
         """记录一次推送，返回本次端内延迟（帧解码完成 -> 推送，毫秒）。"""

@@ -1,0 +1,53 @@
+"""工作进程内的情绪模型：启动时同步检查配置（显式 deepface 缺权重立即失败），后台线程加载模型
+（TensorFlow 导入约需数秒），加载完成前分析照常进行、情绪字段为 null。"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+from .analysis.emotion import EmotionBackendError, EmotionModel, deepface_weights_path, select_backend
+
+log = logging.getLogger(__name__)
+
+
+class EmotionService:
+    def __init__(self, backend: str, deepface_home: str | None = None) -> None:
+        self.backend = backend
+        self.deepface_home = deepface_home
+        self.model: EmotionModel | None = None
+        self.error: str | None = None
+        if backend not in ("auto", "deepface", "fer", "none"):
+            raise EmotionBackendError(f"未知的 EMOTION_BACKEND={backend!r}（可选 auto / deepface / fer / none）")
+        if backend == "deepface" and not deepface_weights_path(deepface_home).is_file():
+            select_backend(backend, deepface_home)  # 抛出说明权重应放在哪里的错误：进程启动即失败
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.backend == "none":
+            return
+        self._thread = threading.Thread(target=self._load, name="emotion-loader", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self.model = select_backend(self.backend, self.deepface_home)
+        except Exception as exc:  # noqa: BLE001 - 情绪不可用时其余分析照常
+            self.error = str(exc)
+            log.error("emotion backend failed to load: %s", exc)
+
+    def wait_ready(self, timeout: float) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.model is not None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def predict(self, crops: list[np.ndarray]) -> np.ndarray | None:
+        if self.model is None or not crops:
+            return None
+        return self.model.predict(np.stack(crops))
