@@ -54,7 +54,7 @@ def test_make_run_serves_live_demo_and_stops_on_sigint(tmp_path: Path) -> None:
 
         recorder = wait_until(connect, timeout=120, message="make run 的网关可连接", interval=0.5)
         update = recorder.wait_for(ev.MONITOR_UPDATE, lambda d: d["metrics"]["face"]["detected"], timeout=30)
-        assert update["models"] == ["face"]
+        assert update["models"][:2] == ["face", "attention"]
         sessions = wait_until(
             lambda: len({e["session_id"] for e in recorder.matching(ev.MONITOR_UPDATE)}) >= 2 or None,
             timeout=20,

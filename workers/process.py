@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
+    cv2.setNumThreads(1)  # 每路流的图像很小：OpenCV 自己的线程池只会和拉流/分析线程争抢 CPU
     worker = WorkerProcess(settings, args.worker_id, parent_pid=args.parent_pid)
     stop_on_signals(worker.stop_event, f"worker {worker.worker_id}")
     worker.run()

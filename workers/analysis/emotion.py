@@ -42,6 +42,12 @@ def import_tensorflow():  # noqa: ANN201 - 返回 tensorflow 模块
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    try:
+        # 每个工作进程只用一个线程推理：小批量时多线程收益很小，多进程并行时还会互相争抢 CPU
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # 运行时已初始化（同一进程内第二次调用）
     return tf
 
 

@@ -155,14 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）")
     a.add_argument("--heart-rates", default="50,65,80,95,110,125,140", help="逗号分隔的心率（bpm）")
     a.add_argument("--clip-seconds", type=float, default=20.0)
+    a.add_argument("--codecs", default="all", help="逗号分隔的编码设置名（raw, h264_1000k, ...），默认全部")
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         result = bench_pipeline(args.streams, args.seconds, args.processes)
     else:
-        from .accuracy import bench_rppg
+        from .accuracy import CODECS, bench_rppg
 
         hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
-        result = {"benchmark": "accuracy", "rppg": bench_rppg(hrs, args.clip_seconds)}
+        codecs = CODECS if args.codecs == "all" else tuple(c for c in CODECS if c.name in args.codecs.split(","))
+        result = {"benchmark": "accuracy", "rppg": bench_rppg(hrs, args.clip_seconds, codecs)}
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

@@ -22,6 +22,7 @@ FPS = 15.0
 DETECT_EVERY = 3  # 15 fps 解码、5 fps 分析，与工作进程默认值一致
 SCORE_AFTER_S = 10.0
 ESTIMATE_EVERY = 6  # 每 0.4 s 估计一次（与 monitor.update 节流相同）
+NOISE = 4.0  # 相机噪声（8 位灰度级的标准差），摄像头的常见水平
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def bench_rppg(heart_rates: list[float], duration_s: float, codecs: tuple[Codec,
             pulse = simulate_pulse(duration_s, hr, seed=k)
             for motion in (False, True):
                 frames = list(
-                    face_frames(int(duration_s * FPS), FPS, pulse=pulse, motion=motion, drift=0.02, seed=k)
+                    face_frames(int(duration_s * FPS), FPS, pulse=pulse, motion=motion, drift=0.02, seed=k, noise=NOISE)
                 )
                 for codec in codecs:
                     s = run_clip(codec.transcode(frames, workdir), pulse, detector)
@@ -147,8 +148,10 @@ def bench_rppg(heart_rates: list[float], duration_s: float, codecs: tuple[Codec,
         # 无脉搏对照：同一张脸，不调制
         nopulse = []
         for motion in (False, True):
-            frames = list(face_frames(int(duration_s * FPS), FPS, pulse=None, motion=motion, drift=0.02, seed=99))
-            for codec in codecs[:2]:
+            frames = list(
+                face_frames(int(duration_s * FPS), FPS, pulse=None, motion=motion, drift=0.02, seed=99, noise=NOISE)
+            )
+            for codec in codecs[:2]:  # 无压缩与第一种压缩设置
                 nopulse.append(run_clip(codec.transcode(frames, workdir), None, detector))
     by_codec = {c.name: _summary([s for s in scores if s.codec == c.name]) for c in codecs}
     by_motion = {
