@@ -31,6 +31,7 @@ class StreamConsumer:
             analysis_interval_s=1.0 / settings.analysis_fps,
             policies=anomaly_policies(settings),
             look_away_deg=settings.look_away_deg,
+            occlusion_threshold=settings.occlusion_threshold,
         )
         self.ingest = RtspIngest(
             stream_name=job.stream_name,

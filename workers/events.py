@@ -64,7 +64,7 @@ def build_monitor_update(
             face=FaceMetrics(
                 detected=obs.faces.detected,
                 multi_face_secs=round(tracker.multi_face_secs, 2),
-                occlusion_ratio=None,
+                occlusion_ratio=tracker.occlusion_ratio if obs.faces.detected else None,
             ),
             ppg=PpgMetrics(hr_bpm=ppg.hr_bpm, signal_quality=ppg.signal_quality),
         ),

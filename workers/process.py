@@ -107,25 +107,27 @@ class AnalysisLoop(threading.Thread):
                 log.exception("face detection failed on %s", consumer.name)
         if not batch:
             return
-        emotions = self._emotions(batch)
+        grays = [cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if faces.faces else None for _, frame, faces in batch]
+        emotions = self._emotions(batch, grays)
         now = time.monotonic()
-        for (consumer, frame, faces), probs in zip(batch, emotions):
-            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs)
+        for (consumer, frame, faces), gray, probs in zip(batch, grays, emotions):
+            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray)
             consumer.tracker.observe(obs, now)
         now = time.monotonic()
         for consumer, _, _ in batch:
             if consumer.tracker.publish_due(now):
                 self._publish(consumer, now)
 
-    def _emotions(self, batch: list[tuple[StreamConsumer, Frame, FaceDetections]]) -> list[np.ndarray | None]:
+    def _emotions(
+        self, batch: list[tuple[StreamConsumer, Frame, FaceDetections]], grays: list[np.ndarray | None]
+    ) -> list[np.ndarray | None]:
         """每路流的主人脸裁剪后合成一批，一次推理。"""
         model = self.emotion.model
         if model is None:
             return [None] * len(batch)
         crops, owners = [], []
-        for i, (_, frame, faces) in enumerate(batch):
-            if faces.faces:
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        for i, ((_, _, faces), gray) in enumerate(zip(batch, grays)):
+            if faces.faces and gray is not None:
                 crops.append(face_crop(gray, faces.faces[0], model.input_size))
                 owners.append(i)
         out: list[np.ndarray | None] = [None] * len(batch)

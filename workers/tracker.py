@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
-from .analysis.attention import Attention, attention_from_pose, estimate_head_pose
+from .analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
 from .analysis.emotion import EmotionEstimate, summarize
-from .analysis.face import FaceDetections
+from .analysis.face import Face, FaceDetections
+from .analysis.occlusion import OcclusionEstimator
 from .analysis.ppg import PulseMonitor
 from .ingest import Frame, RateMeter
 
@@ -23,6 +24,7 @@ class Observation:
     frame_received_at: float  # monotonic
     frame_wall_time: float  # unix 秒
     emotion: np.ndarray | None = None  # 主人脸的情绪概率（未计算时 None）
+    gray: np.ndarray | None = None  # 所分析帧的灰度图（遮挡估计用）
 
 
 class StreamTracker:
@@ -39,6 +41,9 @@ class StreamTracker:
     ATTENTION_SMOOTHING = 0.4
     EMOTION_SMOOTHING = 0.5
     HEART_RATE_EVENT_INTERVAL_S = 1.0
+    OCCLUSION_SMOOTHING = 0.3
+    FRONTAL_YAW_DEG = 25.0
+    FRONTAL_PITCH_DEG = 20.0
 
     def __init__(
         self,
@@ -46,9 +51,13 @@ class StreamTracker:
         analysis_interval_s: float,
         policies: dict[str, AnomalyPolicy] | None = None,
         look_away_deg: float = 30.0,
+        occlusion_threshold: float = 0.3,
     ) -> None:
         self.min_gap_s = max(self.MIN_PUBLISH_GAP_S, publish_interval_s - analysis_interval_s / 2)
         self.look_away_deg = look_away_deg
+        self.occlusion_threshold = occlusion_threshold
+        self.occlusion = OcclusionEstimator()
+        self.occlusion_ratio: float | None = None
         self.latest: Observation | None = None
         self.frames_analyzed = 0
         self.multi_face_secs = 0.0
@@ -101,14 +110,29 @@ class StreamTracker:
 
         pose = self.attention.pose
         look_away = None if pose is None else math.hypot(pose.yaw, pose.pitch) > self.look_away_deg
+        occluded = self._update_occlusion(obs, main, pose)
         self.active = self.anomalies.update(
             {
                 "NO_FACE": main is None,
                 "MULTI_FACE": obs.faces.count > 1,
                 "LOOK_AWAY": look_away,
+                "OCCLUSION": occluded,
             },
             obs.frame_received_at,
         )
+
+    def _update_occlusion(self, obs: Observation, main: Face | None, pose: HeadPose | None) -> bool | None:
+        """更新平滑后的遮挡比例；返回 OCCLUSION 条件（无法判断时 None）。"""
+        if main is None or obs.gray is None:
+            return None
+        frontal = pose is not None and abs(pose.yaw) < self.FRONTAL_YAW_DEG and abs(pose.pitch) < self.FRONTAL_PITCH_DEG
+        ratio = self.occlusion.update(obs.gray, main.landmarks, frontal)
+        if ratio is None:
+            return None
+        a = self.OCCLUSION_SMOOTHING
+        previous = self.occlusion_ratio
+        self.occlusion_ratio = ratio if previous is None else round((1 - a) * previous + a * ratio, 3)
+        return self.occlusion_ratio >= self.occlusion_threshold
 
     @property
     def emotion(self) -> EmotionEstimate | None:
