@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,7 @@ def test_auto_picks_deepface_when_its_weights_exist(
 
     model = select_backend("auto", str(tmp_path))  # 走 DeepFace 自己的加载代码，权重来自临时目录
     assert model.name == "deepface" and model.input_size == 48
+    assert "DEEPFACE_HOME" not in os.environ  # 加载后不留下全局副作用
     gray, faces = astronaut_faces
     probs = model.predict(np.stack([face_crop(gray, faces[0], 48)]))
     assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1.0) < 1e-4

@@ -114,12 +114,20 @@ def load_deepface(deepface_home: str | None = None) -> EmotionModel:
             f"EMOTION_BACKEND=deepface 但找不到 DeepFace 情绪模型权重：请把 {DEEPFACE_WEIGHTS} 放到 {weights}"
             "（或设置 DEEPFACE_HOME 指向含 .deepface/weights/ 的目录），或改用 EMOTION_BACKEND=auto / fer"
         )
-    if deepface_home:
-        os.environ["DEEPFACE_HOME"] = deepface_home
     import_tensorflow()
     from deepface.models.demography.tf import Emotion  # 权重存在时不会联网
 
-    return EmotionModel("deepface", 48, lambda x: x / 255.0, Emotion.load_model())
+    # DeepFace 从环境变量 DEEPFACE_HOME 找权重：只在加载期间设置，之后恢复原值
+    previous = os.environ.get("DEEPFACE_HOME")
+    os.environ["DEEPFACE_HOME"] = str(weights.parent.parent.parent)
+    try:
+        keras_model = Emotion.load_model()
+    finally:
+        if previous is None:
+            os.environ.pop("DEEPFACE_HOME", None)
+        else:
+            os.environ["DEEPFACE_HOME"] = previous
+    return EmotionModel("deepface", 48, lambda x: x / 255.0, keras_model)
 
 
 def select_backend(name: str, deepface_home: str | None = None) -> EmotionModel:
