@@ -24,7 +24,7 @@ from workers.devstack.servers import (
     python_env,
 )
 from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
-from workers.synthetic import empty_frames, face_frames
+from workers.synthetic import empty_frames, face_frames, simulate_pulse
 
 from .helpers import Recorder
 
@@ -52,6 +52,9 @@ class Clips:
     empty: Path
 
 
+PULSE_BPM = 72.0
+
+
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     root = tmp_path_factory.mktemp("clips")
@@ -59,6 +62,19 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
         face=encode_clip(root / "face.mp4", face_frames(60)),
         empty=encode_clip(root / "empty.mp4", empty_frames(30)),
     )
+
+
+@pytest.fixture(scope="session")
+def pulse_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """恒定 72 bpm 脉搏的真实人脸片段（静止，30 秒）。
+
+    高质量编码、关闭 AQ、10 秒一个关键帧：x264 默认的 AQ 会把平坦皮肤上约 0.3% 的脉搏变化量化掉，
+    每秒一个 I 帧则会在 60 bpm 处造成谱线（见 README 的 rPPG 一节）。浏览器的 WebRTC 编码器同样是长 GOP。"""
+    root = tmp_path_factory.mktemp("pulse")
+    pulse = simulate_pulse(30, PULSE_BPM, seed=7, steady=True)
+    frames = face_frames(int(30 * 15), 15.0, pulse=pulse, motion=False, noise=2.0, seed=7)
+    quality = ["-crf", "12", "-x264-params", "aq-mode=0"]
+    return encode_clip(root / "pulse72.mp4", frames, gop=150, quality=quality)
 
 
 @dataclass
@@ -71,6 +87,7 @@ class Stack:
     rtsp: RtspServer
     recorders: list[Recorder] = field(default_factory=list)
     publishers: list[ClipPublisher] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -105,7 +122,20 @@ class Stack:
     def start_stream(self, name: str, **extra: str) -> dict:
         resp = self.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": self.rtsp.read_url(name), **extra})
         assert resp.status_code == 200, resp.text
+        self.streams.append(name)
         return resp.json()
+
+    def cleanup(self) -> None:
+        """停止本测试启动的流、推流与客户端，让同一模块的下一个测试从空闲状态开始。"""
+        for rec in self.recorders:
+            rec.close()
+        for name in self.streams:
+            self.post("/api/rtsp/stop", {"stream_name": name})
+        for pub in self.publishers:
+            pub.stop()
+        self.recorders.clear()
+        self.streams.clear()
+        self.publishers.clear()
 
 
 def _make_stack(redis_server: EmbeddedRedis, rtsp: RtspServer, processes: int) -> Stack:
@@ -130,10 +160,7 @@ def _make_stack(redis_server: EmbeddedRedis, rtsp: RtspServer, processes: int) -
 
 
 def _teardown(stack: Stack) -> None:
-    for rec in stack.recorders:
-        rec.close()
-    for pub in stack.publishers:
-        pub.stop()
+    stack.cleanup()
     stop_all(stack.workers, stack.gateway)
 
 
@@ -144,3 +171,10 @@ def stack(redis_server: EmbeddedRedis, rtsp_server: RtspServer, request: pytest.
     s = _make_stack(redis_server, rtsp_server, processes)
     yield s
     _teardown(s)
+
+
+@pytest.fixture(autouse=True)
+def _clean_stack_between_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").cleanup()

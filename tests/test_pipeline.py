@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
 from shared import events as ev
 from shared.messages import MonitorUpdate, StreamResultEvent
 
-from .conftest import Clips, Stack
+from .conftest import PULSE_BPM, Clips, Stack
 from .helpers import wait_until
 
 WORKER_PROCESSES = 2
@@ -119,3 +120,23 @@ def test_subscribe_errors_come_back_in_the_ack(stack: Stack) -> None:
     for payload in bad:
         ack = client.call(ev.MONITOR_SUBSCRIBE, payload)
         assert ack["ok"] is False and ack["error"], (payload, ack)
+
+
+def test_pulse_clip_through_rtsp_yields_heart_rate(stack: Stack, pulse_clip: Path) -> None:
+    name, _ = stack.publish(pulse_clip)
+    monitor = stack.recorder(ev.NS_MONITOR)
+    session_id = stack.start_stream(name)["session_id"]
+    update = monitor.wait_for(
+        ev.MONITOR_UPDATE,
+        lambda d: d["session_id"] == session_id and d["metrics"]["ppg"]["hr_bpm"] is not None,
+        timeout=40,
+    )
+    metrics = update["metrics"]
+    assert abs(metrics["ppg"]["hr_bpm"] - PULSE_BPM) <= 5.0, metrics["ppg"]
+    assert metrics["ppg"]["signal_quality"] >= 0.4
+    # 其余字段都已计算（音频分析尚未实现，按约定为 null）
+    assert metrics["face"]["detected"] is True and metrics["face"]["occlusion_ratio"] is not None
+    assert metrics["face"]["occlusion_ratio"] <= 0.15
+    assert metrics["attention"]["score"] > 0.8 and metrics["attention"]["confidence"] > 0
+    assert metrics["audio"] == {"dominant": None, "confidence": None}
+    assert update["anomalies"] == []

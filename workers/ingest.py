@@ -38,6 +38,7 @@ class Frame:
     pts_s: float | None  # 流内显示时间戳（秒）
     received_at: float  # time.monotonic()，解码完成时刻
     wall_time: float  # time.time()，解码完成时刻
+    key_frame: bool = False  # 编码关键帧（I 帧）
 
 
 class FrameSlot:
@@ -218,7 +219,7 @@ class RtspIngest(threading.Thread):
         if not offer and self.on_frame is None:
             return
         image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
-        item = Frame(image=image, pts_s=frame.time, received_at=now, wall_time=time.time())
+        item = Frame(image=image, pts_s=frame.time, received_at=now, wall_time=time.time(), key_frame=frame.key_frame)
         if self.on_frame is not None:
             self.on_frame(item)
         if offer:

@@ -40,9 +40,11 @@ class PulseTrack:
         return float(60.0 * (len(beats) - 1) / (beats[-1] - beats[0]))
 
 
-def simulate_pulse(duration_s: float, hr_bpm: float, seed: int = 0) -> PulseTrack:
+def simulate_pulse(duration_s: float, hr_bpm: float, seed: int = 0, steady: bool = False) -> PulseTrack:
+    """neurokit2 的 PPG 波形。默认带真实的心率变异（局部心率在 ±8 bpm 内摆动）；``steady`` 时心率恒定。"""
     import neurokit2 as nk  # 只在生成合成数据时需要
 
+    variability = {"frequency_modulation": 0.0, "ibi_randomness": 0.0} if steady else {}
     rate = 100
     ppg = nk.ppg_simulate(
         duration=int(np.ceil(duration_s)) + 2,
@@ -52,6 +54,7 @@ def simulate_pulse(duration_s: float, hr_bpm: float, seed: int = 0) -> PulseTrac
         powerline_amplitude=0,
         drift=0,
         random_state=seed,
+        **variability,
     )
     peaks = nk.ppg_findpeaks(ppg, sampling_rate=rate)["PPG_Peaks"]
     values = (ppg - ppg.mean()) / max(1e-9, np.percentile(ppg, 95) - np.percentile(ppg, 5))

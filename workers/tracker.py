@@ -76,7 +76,7 @@ class StreamTracker:
     def sample_frame(self, frame: Frame) -> None:
         """每个解码帧：rPPG 皮肤采样（用显示时间戳；没有时用到达时间）。"""
         t = frame.pts_s if frame.pts_s is not None else frame.received_at
-        self.pulse.add_frame(t, frame.image)
+        self.pulse.add_frame(t, frame.image, frame.key_frame)
 
     # ---- 分析线程 ----
     def observe(self, obs: Observation, now: float) -> None:

@@ -3,7 +3,7 @@
 - 人脸 ROI（额头到上唇）由 5 个人脸关键点确定，逐帧取其中皮肤像素（按色度判定）的 RGB 均值；
 - 样本带显示时间戳，按实际时间重采样到均匀网格（帧率不稳、丢帧都不影响频率估计）；
 - POS 投影（1.6 秒滑窗、重叠相加）-> 去趋势 -> 带通 0.7–3.0 Hz（42–180 bpm）；
-- 约 10 秒窗口的频谱峰值，抛物线插值得到亚分辨率频率；
+- 约 10 秒窗口的频谱峰值，抛物线插值得到亚分辨率频率；关键帧间隔规则时排除其谐波频点；
 - 信号质量：峰值（含二次谐波）附近能量与带内其余能量之比（SNR，dB），映射到 0..1。
   质量低于阈值或窗口不足时 ``hr_bpm`` 为 None。
 """
@@ -118,17 +118,22 @@ def pos_signal(rgb: np.ndarray, fs: float) -> np.ndarray:
     return out
 
 
-def spectrum_peak(pulse: np.ndarray, fs: float) -> tuple[float, float]:
-    """带内频谱峰值（Hz，抛物线插值）与 SNR（dB：峰值及其二次谐波 ±0.1Hz 内能量 / 带内其余能量）。"""
+def spectrum_peak(pulse: np.ndarray, fs: float, exclude_hz: tuple[float, ...] = ()) -> tuple[float, float]:
+    """带内频谱峰值（Hz，抛物线插值）与 SNR（dB：峰值及其二次谐波 ±0.1Hz 内能量 / 带内其余能量）。
+
+    ``exclude_hz`` 附近 ±0.06 Hz 的频点既不参与找峰也不计入 SNR（编码器关键帧节奏造成的谱线）。
+    """
     n = len(pulse)
     nfft = 1 << int(np.ceil(np.log2(n * 8)))
     spec = np.abs(np.fft.rfft(pulse * np.hanning(n), nfft)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
     band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
+    for f in exclude_hz:
+        band &= np.abs(freqs - f) > 0.06
     idx = np.flatnonzero(band)
     k = idx[np.argmax(spec[idx])]
     f0 = freqs[k]
-    if 0 < k < len(spec) - 1:
+    if band[k - 1] and band[k + 1]:
         a, b, c = np.log(spec[k - 1 : k + 2] + 1e-30)
         denom = a - 2 * b + c
         if denom < 0:
@@ -138,6 +143,22 @@ def spectrum_peak(pulse: np.ndarray, fs: float) -> tuple[float, float]:
     noise = spec[band & ~signal_mask].sum()
     snr_db = 10 * np.log10(max(sig, 1e-30) / max(noise, 1e-30))
     return float(f0), float(snr_db)
+
+
+def keyframe_harmonics(key_times: list[float], t_end: float) -> tuple[float, ...]:
+    """关键帧间隔规则（如每 1 秒一个 I 帧）时，返回其频率在心率带内的各次谐波。
+
+    I 帧处画面质量跳变，随后的 P 帧缓慢漂移，皮肤均值因此带上与 GOP 同周期的锯齿，
+    其谱线（例如 1 Hz = 60 bpm）会压过真实脉搏。"""
+    if len(key_times) < 3:
+        return ()
+    gaps = np.diff(key_times)
+    period = float(np.median(gaps))
+    # 间隔超过 2 秒时各次谐波弱且密，不排除（否则会挖掉心率带的大半）
+    if not 0 < period <= 2.0 or np.std(gaps) > 0.1 * period or t_end - key_times[-1] > 2 * period:
+        return ()
+    base = 1.0 / period
+    return tuple(base * k for k in range(1, int(BAND_HZ[1] / base) + 2) if BAND_HZ[0] - 0.1 <= base * k <= BAND_HZ[1] + 0.1)
 
 
 def quality_from_snr(snr_db: float) -> float:
@@ -166,28 +187,39 @@ class RppgEstimator:
         self._lock = threading.Lock()
         self._t: deque[float] = deque()
         self._rgb: deque[np.ndarray] = deque()
+        self._keys: deque[float] = deque()  # 关键帧的时间戳
 
     def reset(self) -> None:
         with self._lock:
             self._t.clear()
             self._rgb.clear()
+            self._keys.clear()
 
-    def add(self, t_s: float, rgb: np.ndarray) -> None:
+    def add(self, t_s: float, rgb: np.ndarray | None, key_frame: bool = False) -> None:
+        """``rgb`` 为 None 表示这一帧没有可用的皮肤样本（仍记录关键帧时刻）。"""
         with self._lock:
-            if self._t and (t_s <= self._t[-1] or t_s - self._t[-1] > self.max_gap_s):
+            last = self._t[-1] if self._t else (self._keys[-1] if self._keys else None)
+            if last is not None and (t_s <= last or t_s - last > self.max_gap_s):
                 # 时间戳回退（重连）或长时间中断：重新积累
                 self._t.clear()
                 self._rgb.clear()
-            self._t.append(t_s)
-            self._rgb.append(rgb)
+                self._keys.clear()
+            if key_frame:
+                self._keys.append(t_s)
+            if rgb is not None:
+                self._t.append(t_s)
+                self._rgb.append(rgb)
             while self._t and t_s - self._t[0] > self.window_s:
                 self._t.popleft()
                 self._rgb.popleft()
+            while self._keys and t_s - self._keys[0] > self.window_s:
+                self._keys.popleft()
 
     def estimate(self) -> PpgResult:
         with self._lock:
             t = np.array(self._t)
             rgb = np.array(self._rgb)
+            keys = list(self._keys)
         span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
         if span < self.min_window_s or len(t) < 8 * span * 0.5:
             return PpgResult(hr_bpm=None, signal_quality=None, snr_db=None, window_s=round(span, 2))
@@ -197,7 +229,7 @@ class RppgEstimator:
         pulse = signal.detrend(pos_signal(uniform, fs))
         sos = signal.butter(3, BAND_HZ, btype="bandpass", fs=fs, output="sos")
         pulse = signal.sosfiltfilt(sos, pulse)
-        f0, snr_db = spectrum_peak(pulse, fs)
+        f0, snr_db = spectrum_peak(pulse, fs, keyframe_harmonics(keys, float(t[-1])))
         quality = quality_from_snr(snr_db)
         hr = round(f0 * 60.0, 1) if quality >= self.min_quality else None
         return PpgResult(hr_bpm=hr, signal_quality=round(quality, 3), snr_db=round(snr_db, 2), window_s=round(span, 2))
@@ -235,14 +267,12 @@ class PulseMonitor:
         with self._lock:
             self._roi = None
 
-    def add_frame(self, t_s: float, image_bgr: np.ndarray) -> None:
+    def add_frame(self, t_s: float, image_bgr: np.ndarray, key_frame: bool = False) -> None:
         with self._lock:
             roi = self._roi
-        if roi is None:
-            return
-        rgb = self.sampler.sample(image_bgr, roi)
-        if rgb is not None:
-            self.estimator.add(t_s, rgb)
+        rgb = None if roi is None else self.sampler.sample(image_bgr, roi)
+        if rgb is not None or key_frame:
+            self.estimator.add(t_s, rgb, key_frame)
 
     def estimate(self) -> PpgResult:
         return self.estimator.estimate()

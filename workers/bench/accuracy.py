@@ -23,6 +23,7 @@ DETECT_EVERY = 3  # 15 fps 解码、5 fps 分析，与工作进程默认值一�
 SCORE_AFTER_S = 10.0
 ESTIMATE_EVERY = 6  # 每 0.4 s 估计一次（与 monitor.update 节流相同）
 NOISE = 4.0  # 相机噪声（8 位灰度级的标准差），摄像头的常见水平
+GOP = 150  # 10 秒一个关键帧：浏览器的 WebRTC 编码器只在丢包/新订阅时才发关键帧
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Codec:
         args = [
             require_binary("ffmpeg"), "-y", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-",
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", "30",
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(GOP),
             *rate, "-x264-params", f"aq-mode={self.aq_mode}", str(path),
         ]
         proc = subprocess.Popen(args, stdin=subprocess.PIPE)

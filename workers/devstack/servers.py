@@ -139,8 +139,13 @@ class RtspServer:
         stop_process(self.proc)
 
 
-def encode_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 15.0, gop: int = 15) -> Path:
-    """把 BGR 帧序列编码为 H.264（yuv420p，短 GOP，零延迟调优）的 MP4 文件。"""
+def encode_clip(
+    path: Path, frames: Iterable[np.ndarray], fps: float = 15.0, gop: int = 15, quality: list[str] | None = None
+) -> Path:
+    """把 BGR 帧序列编码为 H.264（yuv420p，短 GOP，零延迟调优）的 MP4 文件。
+
+    ``quality``：额外的 x264 码率/质量参数，例如 ``["-crf", "12", "-x264-params", "aq-mode=0"]``。
+    """
     frames = iter(frames)
     first = next(frames)
     height, width = first.shape[:2]
@@ -148,7 +153,7 @@ def encode_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 15.0, gop
         require_binary("ffmpeg"), "-y", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
         "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-        "-pix_fmt", "yuv420p", "-g", str(gop), "-an", str(path),
+        "-pix_fmt", "yuv420p", "-g", str(gop), *(quality or []), "-an", str(path),
     ]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     assert proc.stdin is not None
