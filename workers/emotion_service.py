@@ -38,11 +38,6 @@ class EmotionService:
             self.error = str(exc)
             log.error("emotion backend failed to load: %s", exc)
 
-    def wait_ready(self, timeout: float) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.model is not None
-
     @property
     def ready(self) -> bool:
         return self.model is not None

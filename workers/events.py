@@ -33,7 +33,8 @@ class Emission:
     room: str | list[str]
 
 
-def models_ran(tracker: StreamTracker, emotion_ready: bool) -> list[str]:
+def models_ran(emotion_ready: bool) -> list[str]:
+    """本进程实际运行的分析器（音频分析尚未实现，不列出）。"""
     models = ["face", "attention", "ppg"]
     if emotion_ready:
         models.insert(2, "emotion")
@@ -55,7 +56,7 @@ def build_monitor_update(
     return MonitorUpdate(
         session_id=session_id,
         timestamp=iso_utc(now_wall),
-        models=models_ran(tracker, emotion_ready),
+        models=models_ran(emotion_ready),
         metrics=Metrics(
             attention=AttentionMetrics(
                 score=round(tracker.attention_score, 3) if tracker.attention_score is not None else None,

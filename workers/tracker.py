@@ -44,6 +44,7 @@ class StreamTracker:
     OCCLUSION_SMOOTHING = 0.3
     FRONTAL_YAW_DEG = 25.0
     FRONTAL_PITCH_DEG = 20.0
+    FACE_GONE_RESET_S = 2.0
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class StreamTracker:
         self.occlusion_threshold = occlusion_threshold
         self.occlusion = OcclusionEstimator()
         self.occlusion_ratio: float | None = None
+        self._face_lost_at: float | None = None
         self.latest: Observation | None = None
         self.frames_analyzed = 0
         self.multi_face_secs = 0.0
@@ -122,8 +124,18 @@ class StreamTracker:
         )
 
     def _update_occlusion(self, obs: Observation, main: Face | None, pose: HeadPose | None) -> bool | None:
-        """更新平滑后的遮挡比例；返回 OCCLUSION 条件（无法判断时 None）。"""
-        if main is None or obs.gray is None:
+        """更新平滑后的遮挡比例；返回 OCCLUSION 条件（无法判断时 None）。
+
+        没有人脸时不算遮挡；人脸消失超过 ``FACE_GONE_RESET_S`` 后丢弃参考外观（回来的可能是另一个人）。"""
+        if main is None:
+            if self._face_lost_at is None:
+                self._face_lost_at = obs.frame_received_at
+            elif obs.frame_received_at - self._face_lost_at >= self.FACE_GONE_RESET_S:
+                self.occlusion.reset()
+                self.occlusion_ratio = None
+            return False
+        self._face_lost_at = None
+        if obs.gray is None:
             return None
         frontal = pose is not None and abs(pose.yaw) < self.FRONTAL_YAW_DEG and abs(pose.pitch) < self.FRONTAL_PITCH_DEG
         ratio = self.occlusion.update(obs.gray, main.landmarks, frontal)

@@ -67,9 +67,6 @@ class SkinSampler:
         self.smoothing = smoothing
         self._ref: np.ndarray | None = None
 
-    def reset(self) -> None:
-        self._ref = None
-
     def sample(self, image_bgr: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray | None:
         x0, y0, x1, y1 = roi
         patch = image_bgr[y0:y1, x0:x1]
@@ -188,12 +185,6 @@ class RppgEstimator:
         self._t: deque[float] = deque()
         self._rgb: deque[np.ndarray] = deque()
         self._keys: deque[float] = deque()  # 关键帧的时间戳
-
-    def reset(self) -> None:
-        with self._lock:
-            self._t.clear()
-            self._rgb.clear()
-            self._keys.clear()
 
     def add(self, t_s: float, rgb: np.ndarray | None, key_frame: bool = False) -> None:
         """``rgb`` 为 None 表示这一帧没有可用的皮肤样本（仍记录关键帧时刻）。"""
