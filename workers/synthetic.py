@@ -176,3 +176,26 @@ def empty_frames(
     _paste(frame, _object(int(height * 0.5)), width / 2, int(height * 0.38))
     for _ in range(count):
         yield _noisy(frame, rng, noise)
+
+
+def speech_pcm(text: str, voice: str = "zh", sample_rate: int = 16000) -> np.ndarray:
+    """用 espeak-ng（Debian 包）合成一段语音，返回 ``sample_rate`` 的单声道 int16 PCM。"""
+    import shutil
+    import subprocess
+    import tempfile
+    import wave
+    from pathlib import Path
+
+    from scipy.signal import resample_poly
+
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise RuntimeError("找不到 espeak-ng：请运行 make test（会用 apt-get 安装）")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        subprocess.run([binary, "-v", voice, "-w", str(path), text], check=True, capture_output=True, timeout=30)
+        with wave.open(str(path)) as wav:
+            rate = wav.getframerate()
+            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    resampled = resample_poly(pcm.astype(np.float64), sample_rate, rate)
+    return np.clip(resampled, -32768, 32767).astype(np.int16)
