@@ -1,4 +1,9 @@
 # 网关与工作进程共用的镜像：docker compose 中用不同的 command 启动。
+FROM node:20-slim AS dashboard
+WORKDIR /dashboard
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,6 +18,7 @@ COPY shared ./shared
 COPY gateway ./gateway
 COPY workers ./workers
 COPY dashboard ./dashboard
+COPY --from=dashboard /dashboard/node_modules ./dashboard/node_modules
 RUN pip install --no-deps .
 
 RUN useradd --system --uid 10001 proctor

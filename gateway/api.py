@@ -72,7 +72,7 @@ async def session_report(session_id: str, store: StoreDep) -> SessionReport:
     info = await store.get_session(session_id)
     if info is None:
         raise NotFound(f"会话 {session_id} 不存在")
-    return SessionReport(**info.model_dump(include=set(SessionReport.model_fields)))
+    return SessionReport.of(info)
 
 
 @protected.post("/rtsp/start", response_model=RtspStartResponse)

@@ -64,7 +64,7 @@ class StreamNamespace(socketio.AsyncNamespace):
             return resolved.model_dump()
         stream_name, session_id = resolved
         await self.leave_room(sid, ev.stream_room(stream_name))
-        if not any(r.startswith("stream:") for r in self.rooms(sid)):
+        if not any(r.startswith(ev.STREAM_ROOM_PREFIX) for r in self.rooms(sid)):
             await self.enter_room(sid, ev.ALL_ROOM)
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
 

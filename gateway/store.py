@@ -102,14 +102,7 @@ class Store:
                 pass  # 流从未启动或已停止
             info = info.model_copy(update={"status": "ENDED", "ended_at": iso_utc(time.time()), "end_reason": reason})
             await self.r.set(self.keys.session(session_id), info.model_dump_json())
-        return SessionReport(
-            session_id=info.session_id,
-            stream_name=info.stream_name,
-            status=info.status,
-            created_at=info.created_at,
-            ended_at=info.ended_at,
-            end_reason=info.end_reason,
-        )
+        return SessionReport.of(info)
 
     async def resolve_session(self, stream_name: str) -> str:
         """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""

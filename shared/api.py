@@ -95,6 +95,10 @@ class SessionReport(BaseModel):
     ended_at: str | None
     end_reason: str | None
 
+    @classmethod
+    def of(cls, info: SessionInfo) -> "SessionReport":
+        return cls(**info.model_dump(include=set(cls.model_fields)))
+
 
 # ---------------- RTSP 消费 ----------------
 

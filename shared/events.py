@@ -14,8 +14,11 @@ NAMESPACES = (NS_DEFAULT, NS_MONITOR)
 ALL_ROOM = "all"
 
 
+STREAM_ROOM_PREFIX = "stream:"
+
+
 def stream_room(stream_name: str) -> str:
-    return f"stream:{stream_name}"
+    return f"{STREAM_ROOM_PREFIX}{stream_name}"
 
 
 # 服务端 -> 客户端

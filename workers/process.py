@@ -52,10 +52,6 @@ class ConsumerRegistry:
         with self._lock:
             return self._items.pop(name, None)
 
-    def get(self, name: str) -> StreamConsumer | None:
-        with self._lock:
-            return self._items.get(name)
-
     def snapshot(self) -> list[StreamConsumer]:
         with self._lock:
             return list(self._items.values())
@@ -235,12 +231,11 @@ class WorkerProcess:
         self.analysis.cpu_util = round(psutil.cpu_percent(None) / 100.0, 3)
         now_ms = self.coordinator.server_time_ms()
         desired = self.coordinator.desired()
-        for name in self.registry.names():
-            consumer = self.registry.get(name)
-            job = desired.get(name)
-            if consumer is not None and (job is None or job.rtsp_url != consumer.job.rtsp_url):
-                log.info("worker %s: stream %s no longer assigned as is, stopping", self.worker_id, name)
-                self._drop(name, release=True)
+        for consumer in self.registry.snapshot():
+            job = desired.get(consumer.name)
+            if job is None or job.rtsp_url != consumer.job.rtsp_url:
+                log.info("worker %s: stream %s no longer assigned as is, stopping", self.worker_id, consumer.name)
+                self._drop(consumer.name, release=True)
         lost = self.coordinator.renew(self.registry.names())
         self._last_renew_ok = time.monotonic()
         for name in lost:

@@ -84,7 +84,14 @@ class ClipScore:
     quality: list[float]
 
 
-def run_clip(frames: Iterable[np.ndarray], pulse: PulseTrack | None, detector: FaceDetector) -> ClipScore:
+def run_clip(
+    frames: Iterable[np.ndarray],
+    pulse: PulseTrack | None,
+    detector: FaceDetector,
+    hr_bpm: float = 0.0,
+    motion: bool = False,
+    codec: str = "raw",
+) -> ClipScore:
     monitor = PulseMonitor()
     errors, quality = [], []
     estimates, first = 0, None
@@ -113,7 +120,7 @@ def run_clip(frames: Iterable[np.ndarray], pulse: PulseTrack | None, detector: F
                 errors.append(abs(result.hr_bpm - truth))
         elif result.hr_bpm is not None:
             errors.append(float("nan"))  # 无脉搏片段却给出了心率
-    return ClipScore(0.0, False, "", errors, estimates, first, quality)
+    return ClipScore(hr_bpm, motion, codec, errors, estimates, first, quality)
 
 
 def _summary(scores: list[ClipScore]) -> dict:
@@ -144,8 +151,7 @@ def bench_rppg(heart_rates: list[float], duration_s: float, codecs: tuple[Codec,
                     face_frames(int(duration_s * FPS), FPS, pulse=pulse, motion=motion, drift=0.02, seed=k, noise=NOISE)
                 )
                 for codec in codecs:
-                    s = run_clip(codec.transcode(frames, workdir), pulse, detector)
-                    scores.append(ClipScore(hr, motion, codec.name, s.errors, s.estimates, s.first_hr_s, s.quality))
+                    scores.append(run_clip(codec.transcode(frames, workdir), pulse, detector, hr, motion, codec.name))
         # 无脉搏对照：同一张脸，不调制
         nopulse = []
         for motion in (False, True):
