@@ -37,6 +37,14 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// 电平表：-60 dBFS（静）到 0 dBFS（满幅）；只显示电平，不播放任何音频
+function levelMeter(audio) {
+  if (audio.level_dbfs === null || audio.level_dbfs === undefined) return "无音轨";
+  const level = Math.max(-60, Math.min(0, audio.level_dbfs));
+  const talking = audio.talking ? " 说话中" : "";
+  return `<meter min="-60" max="0" low="-40" high="-12" optimum="-60" value="${level}"></meter> ${fmt(audio.level_dbfs, 0, " dB")}${talking}`;
+}
+
 function render(update) {
   const m = update.metrics;
   const face = m.face.detected === null ? "—" : m.face.detected ? "有人脸" : "无人脸";
@@ -51,6 +59,7 @@ function render(update) {
     ${row("遮挡", fmt(m.face.occlusion_ratio === null ? null : m.face.occlusion_ratio * 100, 0, "%"), "occlusion")}
     ${row("专注度", fmt(m.attention.score === null ? null : m.attention.score * 100, 0, "%"), "attention")}
     ${row("心率", fmt(m.ppg.hr_bpm, 0, " bpm"), "hr")}
+    ${row("音量", levelMeter(m.audio), "audio_level")}
     ${row("语音情绪", m.audio.dominant ? escapeHtml(m.audio.dominant) : "—", "audio")}
     <div class="badges">${badges}</div>
     <div class="foot">延迟 ${fmt(update.latency_ms, 0, " ms")} · 丢帧 ${update.system.dropped_frames} · 模型 ${update.models.map(escapeHtml).join("/")}</div>`;

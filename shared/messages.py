@@ -40,8 +40,13 @@ class PpgMetrics(BaseModel):
 
 
 class AudioMetrics(BaseModel):
+    """种子 001 的 ``dominant`` / ``confidence`` （语音情绪）之外，扩展了电平表与说话判定所需的字段。"""
+
     dominant: str | None = None
     confidence: float | None = None
+    level_dbfs: float | None = Field(None, description="最近 0.3 秒的音频电平（dBFS）；只有电平，从不外发音频内容")
+    speech_ratio: float | None = Field(None, description="最近 1 秒内判为语音的 30 ms 帧比例")
+    talking: bool | None = None
 
 
 class Metrics(BaseModel):
@@ -75,6 +80,10 @@ class MonitorUpdate(BaseModel):
     anomalies: list[Anomaly] = Field(default_factory=list)
     latency_ms: float | None = None
     system: SystemMetrics = Field(default_factory=SystemMetrics)
+    null_reasons: dict[str, str] = Field(
+        default_factory=dict,
+        description="metrics 中为 null 的字段（如 'ppg.hr_bpm'）-> 原因代码（README 列出全部代码）",
+    )
 
 
 # ---------------- 种子 000 事件 ----------------

@@ -51,10 +51,13 @@ class Settings(BaseSettings):
         "auto", description="情绪后端 auto / deepface / fer / none（auto：有 DeepFace 权重用 deepface，否则 fer）"
     )
     deepface_home: str | None = Field(None, description="DeepFace 权重根目录（含 .deepface/weights/）；默认 ~")
+    audio_emotion_model: str | None = Field(
+        None, description="emotion2vec 模型的本地目录（可选扩展 audio-emotion）；不设置则不做语音情绪"
+    )
     look_away_deg: float = Field(30.0, gt=0, le=90, description="头部偏转超过该角度视为视线偏离")
     occlusion_threshold: float = Field(0.3, gt=0, le=1, description="遮挡比例达到该值视为遮挡")
     anomaly_onset_s: str = Field(
-        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,OCCLUSION:2,TALKING:1",
+        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,OCCLUSION:2,TALKING:0.5",
         description="各异常的触发时长（条件持续多久才报告），CODE:秒 逗号分隔",
     )
     anomaly_offset_s: float = Field(1.5, ge=0, description="异常条件消失多久后结束该异常")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from workers.devstack.servers import (
@@ -66,7 +67,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
 
 @pytest.fixture(scope="session")
 def pulse_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """恒定 72 bpm 脉搏的真实人脸片段（静止，30 秒）。
+    """恒定 72 bpm 脉搏的真实人脸片段（静止，30 秒），音轨是约 -60 dBFS 的底噪。
 
     高质量编码、关闭 AQ、10 秒一个关键帧：x264 默认的 AQ 会把平坦皮肤上约 0.3% 的脉搏变化量化掉，
     每秒一个 I 帧则会在 60 bpm 处造成谱线（见 README 的 rPPG 一节）。浏览器的 WebRTC 编码器同样是长 GOP。"""
@@ -74,7 +75,8 @@ def pulse_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pulse = simulate_pulse(30, PULSE_BPM, seed=7, steady=True)
     frames = face_frames(int(30 * 15), 15.0, pulse=pulse, motion=False, noise=2.0, seed=7)
     quality = ["-crf", "12", "-x264-params", "aq-mode=0"]
-    return encode_clip(root / "pulse72.mp4", frames, gop=150, quality=quality)
+    hiss = np.random.default_rng(7).normal(0, 30, 30 * 16000).astype(np.int16)
+    return encode_clip(root / "pulse72.mp4", frames, gop=150, quality=quality, audio=hiss)
 
 
 @dataclass
@@ -138,9 +140,12 @@ class Stack:
         self.publishers.clear()
 
 
-def _make_stack(redis_server: EmbeddedRedis, rtsp: RtspServer, processes: int) -> Stack:
+def _make_stack(
+    redis_server: EmbeddedRedis, rtsp: RtspServer, processes: int, extra_env: dict[str, str] | None = None
+) -> Stack:
     port = free_port()
     env = python_env(
+        **(extra_env or {}),
         REDIS_URL=redis_server.url,
         KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}:",
         API_KEY=API_KEY,
@@ -166,9 +171,9 @@ def _teardown(stack: Stack) -> None:
 
 @pytest.fixture(scope="module")
 def stack(redis_server: EmbeddedRedis, rtsp_server: RtspServer, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """模块级：网关 + 工作进程（进程数取模块变量 WORKER_PROCESSES，默认 2）。"""
+    """模块级：网关 + 工作进程（进程数取模块变量 WORKER_PROCESSES，默认 2；额外环境变量取 WORKER_ENV）。"""
     processes = getattr(request.module, "WORKER_PROCESSES", 2)
-    s = _make_stack(redis_server, rtsp_server, processes)
+    s = _make_stack(redis_server, rtsp_server, processes, getattr(request.module, "WORKER_ENV", None))
     yield s
     _teardown(s)
 

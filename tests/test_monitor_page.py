@@ -54,6 +54,7 @@ def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: B
     expect(face_card.locator('[data-field="face"]')).to_have_text("有人脸", timeout=15_000)
     expect(empty_card.locator('[data-field="face"]')).to_have_text("无人脸", timeout=15_000)
     expect(empty_card).to_have_class("card alert")
+    expect(face_card.locator('[data-field="audio_level"]')).to_have_text("无音轨")  # 测试片段没有音轨
     expect(page.locator("#summary")).to_contain_text("在线 2", timeout=5_000)
     page.screenshot(path=str(tmp_path / "monitor.png"))  # 失败排查用
 

@@ -134,9 +134,13 @@ def test_pulse_clip_through_rtsp_yields_heart_rate(stack: Stack, pulse_clip: Pat
     metrics = update["metrics"]
     assert abs(metrics["ppg"]["hr_bpm"] - PULSE_BPM) <= 5.0, metrics["ppg"]
     assert metrics["ppg"]["signal_quality"] >= 0.4
-    # 其余字段都已计算（音频分析尚未实现，按约定为 null）
+    # 其余字段都已计算；为 null 的字段必须在 null_reasons 里给出原因
     assert metrics["face"]["detected"] is True and metrics["face"]["occlusion_ratio"] is not None
     assert metrics["face"]["occlusion_ratio"] <= 0.15
     assert metrics["attention"]["score"] > 0.8 and metrics["attention"]["confidence"] > 0
-    assert metrics["audio"] == {"dominant": None, "confidence": None}
+    assert metrics["audio"]["level_dbfs"] < -45 and metrics["audio"]["talking"] is False  # 片段音轨只有底噪
+    nulls = {f"{group}.{name}" for group, fields in metrics.items() for name, value in fields.items() if value is None}
+    assert nulls == set(update["null_reasons"]) == {"audio.dominant", "audio.confidence"}
+    assert update["null_reasons"]["audio.dominant"] == "audio_emotion_model_not_installed"
+    assert {"face", "attention", "ppg", "audio"} <= set(update["models"]) and "audio_emotion" not in update["models"]
     assert update["anomalies"] == []

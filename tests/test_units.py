@@ -155,7 +155,7 @@ def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> No
     tracker = StreamTracker(0.4, 0.2)
     tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
     ppg = PpgResult(hr_bpm=71.5, signal_quality=0.8, snr_db=4.0, window_s=10.0)
-    update = build_monitor_update("s-1", tracker, ppg, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
+    update = build_monitor_update("s-1", tracker, ppg, 0.0, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
     emotion = build_emotion_event("s-1", "exam-a-user-1", tracker)
     heart = build_heart_rate_event("s-1", "exam-a-user-1", tracker, ppg)
     table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion, heart)}

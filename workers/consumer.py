@@ -41,6 +41,7 @@ class StreamConsumer:
             sample_interval_s=1.0 / settings.analysis_fps,
             wake=wake,
             on_frame=self.tracker.sample_frame,
+            on_audio=self.tracker.sample_audio,
         )
 
     @property

@@ -9,6 +9,7 @@ from shared import events as ev
 from shared.messages import (
     Anomaly,
     AttentionMetrics,
+    AudioMetrics,
     EmotionResult,
     FaceMetrics,
     HeartRateEvent,
@@ -33,45 +34,90 @@ class Emission:
     room: str | list[str]
 
 
-def models_ran(emotion_ready: bool) -> list[str]:
-    """本进程实际运行的分析器（音频分析尚未实现，不列出）。"""
-    models = ["face", "attention", "ppg"]
+def models_ran(emotion_ready: bool, audio: bool, audio_emotion_ready: bool) -> list[str]:
+    """本条更新实际运行了的分析器：情绪模型加载完成才列出 emotion，该流有音轨才列出 audio，
+    语音情绪模型已加载且有音轨才列出 audio_emotion。"""
+    models = ["face", "attention"]
     if emotion_ready:
-        models.insert(2, "emotion")
+        models.append("emotion")
+    models.append("ppg")
+    if audio:
+        models.append("audio")
+        if audio_emotion_ready:
+            models.append("audio_emotion")
     return models
+
+
+def null_reasons(metrics: Metrics, ppg: PpgResult, has_audio: bool, audio_emotion_ready: bool) -> dict[str, str]:
+    """``metrics`` 中每个 null 字段的原因代码（代码含义见 README）。"""
+    reasons: dict[str, str] = {}
+    face = metrics.face
+    if face.occlusion_ratio is None:
+        reasons["face.occlusion_ratio"] = "no_face" if not face.detected else "no_frontal_reference"
+    if metrics.ppg.signal_quality is None:
+        reasons["ppg.signal_quality"] = reasons["ppg.hr_bpm"] = "insufficient_window"
+    elif metrics.ppg.hr_bpm is None:
+        reasons["ppg.hr_bpm"] = "low_signal_quality"
+    audio = metrics.audio
+    for name in ("level_dbfs", "speech_ratio", "talking"):
+        if getattr(audio, name) is None:
+            reasons[f"audio.{name}"] = "no_audio_track" if not has_audio else "insufficient_window"
+    if audio.dominant is None:
+        if not audio_emotion_ready:
+            reason = "audio_emotion_model_not_installed"
+        elif not has_audio:
+            reason = "no_audio_track"
+        else:
+            reason = "no_recent_speech"
+        reasons["audio.dominant"] = reasons["audio.confidence"] = reason
+    return reasons
 
 
 def build_monitor_update(
     session_id: str,
     tracker: StreamTracker,
     ppg: PpgResult,
+    now: float,
     now_wall: float,
     latency_ms: float | None,
     cpu_util: float | None,
     dropped_frames: int,
     emotion_ready: bool,
+    audio_emotion_ready: bool = False,
 ) -> MonitorUpdate:
+    """``now``：monotonic 时钟（判断音频是否仍在），``now_wall``：Unix 时间（事件时间戳）。"""
     obs = tracker.latest
     assert obs is not None and tracker.attention is not None
+    audio = tracker.audio_state(now)
+    speech = tracker.speech_emotion(now) if audio is not None else None
+    metrics = Metrics(
+        attention=AttentionMetrics(
+            score=round(tracker.attention_score, 3) if tracker.attention_score is not None else None,
+            confidence=tracker.attention.confidence,
+        ),
+        face=FaceMetrics(
+            detected=obs.faces.detected,
+            multi_face_secs=round(tracker.multi_face_secs, 2),
+            occlusion_ratio=tracker.occlusion_ratio if obs.faces.detected else None,
+        ),
+        ppg=PpgMetrics(hr_bpm=ppg.hr_bpm, signal_quality=ppg.signal_quality),
+        audio=AudioMetrics(
+            dominant=speech.dominant if speech else None,
+            confidence=speech.confidence if speech else None,
+            level_dbfs=audio.level_dbfs if audio else None,
+            speech_ratio=audio.speech_ratio if audio else None,
+            talking=audio.talking if audio else None,
+        ),
+    )
     return MonitorUpdate(
         session_id=session_id,
         timestamp=iso_utc(now_wall),
-        models=models_ran(emotion_ready),
-        metrics=Metrics(
-            attention=AttentionMetrics(
-                score=round(tracker.attention_score, 3) if tracker.attention_score is not None else None,
-                confidence=tracker.attention.confidence,
-            ),
-            face=FaceMetrics(
-                detected=obs.faces.detected,
-                multi_face_secs=round(tracker.multi_face_secs, 2),
-                occlusion_ratio=tracker.occlusion_ratio if obs.faces.detected else None,
-            ),
-            ppg=PpgMetrics(hr_bpm=ppg.hr_bpm, signal_quality=ppg.signal_quality),
-        ),
+        models=models_ran(emotion_ready, audio is not None, audio_emotion_ready),
+        metrics=metrics,
         anomalies=[Anomaly(code=a.code, severity=a.severity, duration_ms=a.duration_ms) for a in tracker.active],
         latency_ms=latency_ms,
         system=SystemMetrics(gpu_util=None, cpu_util=cpu_util, dropped_frames=dropped_frames),
+        null_reasons=null_reasons(metrics, ppg, audio is not None, audio_emotion_ready),
     )
 
 

@@ -4,6 +4,7 @@
 - 低延迟打开参数（nobuffer / low_delay / 极小 probesize），单线程（SLICE）解码，不引入额外帧延迟；
 - 缩放到不超过 ``frame_max_width x frame_max_height``；
 - 按分析帧率把帧放进“只保留最新一帧”的槽位，分析来不及时旧帧被覆盖并计入 dropped；
+- 有音轨时一并解码，重采样为 16 kHz 单声道 int16 交给 ``on_audio``（音轨出错不影响视频）；
 - 断流后指数退避 + 抖动重连，连续失败超过上限后放弃（状态 failed）。
 """
 
@@ -89,8 +90,12 @@ class RateMeter:
         return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
 
 
+AUDIO_RATE = 16000
+
+
 class RtspIngest(threading.Thread):
-    """拉流线程。``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）。"""
+    """拉流线程。``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
+    ``on_audio`` （可选）收到 16 kHz 单声道 int16 PCM 片段。"""
 
     def __init__(
         self,
@@ -101,6 +106,7 @@ class RtspIngest(threading.Thread):
         sample_interval_s: float,
         wake: threading.Event | None = None,
         on_frame: Callable[[Frame], None] | None = None,
+        on_audio: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         super().__init__(name=f"ingest-{stream_name}", daemon=True)
         self.stream_name = stream_name
@@ -110,6 +116,7 @@ class RtspIngest(threading.Thread):
         self.sample_interval_s = sample_interval_s
         self.wake = wake
         self.on_frame = on_frame
+        self.on_audio = on_audio
         self.stop_event = threading.Event()
         self._rng = random.Random()
         self._transports = list(settings.transports)
@@ -117,6 +124,8 @@ class RtspIngest(threading.Thread):
         self.state = "connecting"
         self.transport: str | None = None
         self.frames_decoded = 0
+        self.audio_codec: str | None = None  # 当前连接的音轨编码（无音轨时 None）
+        self.audio_samples = 0  # 送出的 16 kHz 样本数
         self.reconnects = 0
         self.last_error: str | None = None
         self.last_frame_at: float | None = None
@@ -178,12 +187,18 @@ class RtspIngest(threading.Thread):
             return False
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
+        audio = container.streams.audio[0] if self.on_audio is not None and container.streams.audio else None
+        self.audio_codec = audio.codec_context.name if audio is not None else None
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE) if audio is not None else None
         size: tuple[int, int] | None = None
         got_frames = False
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux(*[s for s in (stream, audio) if s is not None]):
                 if self.stop_event.is_set():
                     break
+                if packet.stream is audio:
+                    self._handle_audio(packet, resampler)
+                    continue
                 try:
                     frames = packet.decode()
                 except av.InvalidDataError as exc:
@@ -209,6 +224,18 @@ class RtspIngest(threading.Thread):
             if not self.stop_event.is_set():
                 self.last_error = "stream ended"
         return got_frames
+
+    def _handle_audio(self, packet: av.Packet, resampler: av.AudioResampler) -> None:
+        """解码音频包并重采样；坏包只记录，不中断视频。"""
+        assert self.on_audio is not None
+        try:
+            for frame in packet.decode():
+                for out in resampler.resample(frame):
+                    pcm = out.to_ndarray().reshape(-1)
+                    self.audio_samples += len(pcm)
+                    self.on_audio(pcm)
+        except (av.FFmpegError, ValueError) as exc:
+            self.last_error = f"audio decode: {exc}"
 
     def _handle(self, frame: av.VideoFrame, size: tuple[int, int]) -> None:
         now = time.monotonic()

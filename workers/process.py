@@ -32,6 +32,7 @@ from .emotion_service import EmotionService
 from .events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from .ingest import Frame
 from .publisher import EventPublisher
+from .speech_emotion_service import SpeechEmotionService
 from .tracker import Observation
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class AnalysisLoop(threading.Thread):
         registry: ConsumerRegistry,
         detector: FaceDetector,
         emotion: EmotionService,
+        speech_emotion: SpeechEmotionService,
         publisher: EventPublisher,
         wake: threading.Event,
     ) -> None:
@@ -77,6 +79,7 @@ class AnalysisLoop(threading.Thread):
         self.registry = registry
         self.detector = detector
         self.emotion = emotion
+        self.speech_emotion = speech_emotion
         self.publisher = publisher
         self.wake = wake
         self.stop_event = threading.Event()
@@ -111,8 +114,16 @@ class AnalysisLoop(threading.Thread):
             consumer.tracker.observe(obs, now)
         now = time.monotonic()
         for consumer, _, _ in batch:
+            self._classify_speech(consumer, now)
             if consumer.tracker.publish_due(now):
                 self._publish(consumer, now)
+
+    def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
+        if not self.speech_emotion.ready:
+            return
+        clip = consumer.tracker.speech_clip_due(now)
+        if clip is not None:
+            self.speech_emotion.submit(clip, consumer.tracker.set_speech_emotion)
 
     def _emotions(
         self, batch: list[tuple[StreamConsumer, Frame, FaceDetections]], grays: list[np.ndarray | None]
@@ -142,11 +153,13 @@ class AnalysisLoop(threading.Thread):
             job.session_id,
             tracker,
             ppg,
+            now=now,
             now_wall=time.time(),
             latency_ms=latency_ms,
             cpu_util=self.cpu_util,
             dropped_frames=consumer.slot.dropped,
             emotion_ready=self.emotion.ready,
+            audio_emotion_ready=self.speech_emotion.ready,
         )
         emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
         heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
@@ -172,10 +185,12 @@ class WorkerProcess:
         self.registry = ConsumerRegistry()
         self.wake = threading.Event()
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
+        self.speech_emotion = SpeechEmotionService(settings.audio_emotion_model)
         self.analysis = AnalysisLoop(
             self.registry,
             FaceDetector(settings.face_detect_width, settings.face_min_score),
             self.emotion,
+            self.speech_emotion,
             self.publisher,
             self.wake,
         )
@@ -188,6 +203,7 @@ class WorkerProcess:
     def run(self) -> None:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)
         self.emotion.start()
+        self.speech_emotion.start()
         self.publisher.start()
         self.analysis.start()
         psutil.cpu_percent(None)
@@ -223,6 +239,7 @@ class WorkerProcess:
             log.warning("worker %s: could not release leases on shutdown: %s", self.worker_id, exc)
         self.analysis.stop_event.set()
         self.analysis.join(2.0)
+        self.speech_emotion.stop()
         self.publisher.close()
         log.info("worker %s stopped", self.worker_id)
 

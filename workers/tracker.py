@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
+from .analysis.audio import AudioActivity, AudioState, RecentAudio
 from .analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
 from .analysis.emotion import EmotionEstimate, summarize
 from .analysis.face import Face, FaceDetections
 from .analysis.occlusion import OcclusionEstimator
 from .analysis.ppg import PulseMonitor
+from .analysis.speech_emotion import SpeechEmotion
 from .ingest import Frame, RateMeter
 
 
@@ -45,6 +49,11 @@ class StreamTracker:
     FRONTAL_YAW_DEG = 25.0
     FRONTAL_PITCH_DEG = 20.0
     FACE_GONE_RESET_S = 2.0
+    # 超过该时长没有收到音频即视为无音轨（电平为 null，不判说话）
+    AUDIO_STALE_S = 2.0
+    # 说话期间每隔该时长取最近一段语音做一次语音情绪分类；结果保留到没有新结果后该时长
+    SPEECH_EMOTION_INTERVAL_S = 3.0
+    SPEECH_EMOTION_HOLD_S = 10.0
 
     def __init__(
         self,
@@ -73,6 +82,14 @@ class StreamTracker:
         self._emotion: np.ndarray | None = None
         self._last_publish_at: float | None = None
         self._last_heart_rate_at: float | None = None
+        self._audio_lock = threading.Lock()
+        self._audio = AudioActivity()
+        self._recent_audio = RecentAudio(self.SPEECH_EMOTION_INTERVAL_S)
+        self._audio_state: AudioState | None = None
+        self._audio_at: float | None = None
+        self._speech_emotion: SpeechEmotion | None = None
+        self._speech_emotion_at: float | None = None
+        self._speech_clip_at: float | None = None
 
     # ---- 拉流线程 ----
     def sample_frame(self, frame: Frame) -> None:
@@ -80,7 +97,43 @@ class StreamTracker:
         t = frame.pts_s if frame.pts_s is not None else frame.received_at
         self.pulse.add_frame(t, frame.image, frame.key_frame)
 
+    def sample_audio(self, pcm: np.ndarray, now: float | None = None) -> None:
+        """每段解码后的 16 kHz 单声道 PCM：电平与语音活动，并保留最近几秒供语音情绪分类。"""
+        now = time.monotonic() if now is None else now
+        with self._audio_lock:
+            self._audio.add(pcm)
+            self._recent_audio.add(pcm)
+            self._audio_state = self._audio.state()
+            self._audio_at = now
+
     # ---- 分析线程 ----
+    def audio_state(self, now: float) -> AudioState | None:
+        """当前音频状态；没有音轨（或音频已停止超过 ``AUDIO_STALE_S``）时 None。"""
+        if self._audio_at is None or now - self._audio_at > self.AUDIO_STALE_S:
+            return None
+        return self._audio_state
+
+    def speech_clip_due(self, now: float) -> np.ndarray | None:
+        """正在说话且距上次取片段已满间隔时，返回最近一段语音（供语音情绪分类），否则 None。"""
+        audio = self.audio_state(now)
+        if audio is None or not audio.talking:
+            return None
+        if self._speech_clip_at is not None and now - self._speech_clip_at < self.SPEECH_EMOTION_INTERVAL_S:
+            return None
+        self._speech_clip_at = now
+        with self._audio_lock:
+            return self._recent_audio.clip()
+
+    def set_speech_emotion(self, result: SpeechEmotion | None, now: float | None = None) -> None:
+        if result is not None:
+            self._speech_emotion = result
+            self._speech_emotion_at = time.monotonic() if now is None else now
+
+    def speech_emotion(self, now: float) -> SpeechEmotion | None:
+        if self._speech_emotion_at is None or now - self._speech_emotion_at > self.SPEECH_EMOTION_HOLD_S:
+            return None
+        return self._speech_emotion
+
     def observe(self, obs: Observation, now: float) -> None:
         previous = self.latest
         if previous is not None and previous.faces.count > 1:
@@ -113,12 +166,14 @@ class StreamTracker:
         pose = self.attention.pose
         look_away = None if pose is None else math.hypot(pose.yaw, pose.pitch) > self.look_away_deg
         occluded = self._update_occlusion(obs, main, pose)
+        audio = self.audio_state(now)
         self.active = self.anomalies.update(
             {
                 "NO_FACE": main is None,
                 "MULTI_FACE": obs.faces.count > 1,
                 "LOOK_AWAY": look_away,
                 "OCCLUSION": occluded,
+                "TALKING": audio is not None and audio.talking,
             },
             obs.frame_received_at,
         )

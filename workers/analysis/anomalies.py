@@ -30,7 +30,7 @@ DEFAULT_POLICIES = {
     "MULTI_FACE": AnomalyPolicy(onset_s=1.0),
     "LOOK_AWAY": AnomalyPolicy(onset_s=3.0),
     "OCCLUSION": AnomalyPolicy(onset_s=2.0),
-    "TALKING": AnomalyPolicy(onset_s=1.0, offset_s=2.0),
+    "TALKING": AnomalyPolicy(onset_s=0.5, offset_s=2.0),
 }
 
 

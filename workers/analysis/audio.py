@@ -70,3 +70,23 @@ class AudioActivity:
             speech_ratio=round(ratio, 3),
             talking=ratio >= self.talking_ratio,
         )
+
+
+class RecentAudio:
+    """最近 ``seconds`` 秒的 PCM（供语音情绪按片段分类；只在进程内存里，不落盘、不外发）。"""
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self.capacity = int(seconds * SAMPLE_RATE)
+        self._chunks: deque[np.ndarray] = deque()
+        self._size = 0
+
+    def add(self, pcm: np.ndarray) -> None:
+        self._chunks.append(np.asarray(pcm, dtype=np.int16))
+        self._size += len(pcm)
+        while self._chunks and self._size - len(self._chunks[0]) >= self.capacity:
+            self._size -= len(self._chunks.popleft())
+
+    def clip(self) -> np.ndarray:
+        if not self._chunks:
+            return np.zeros(0, np.int16)
+        return np.concatenate(list(self._chunks))[-self.capacity :]

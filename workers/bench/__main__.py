@@ -152,19 +152,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--streams", type=int, default=4)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--processes", type=int, default=1)
-    a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）")
+    a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）、异常检出率、各分析器开销")
+    a.add_argument("--parts", default="rppg,anomalies,costs", help="逗号分隔：rppg, anomalies, costs")
     a.add_argument("--heart-rates", default="50,65,80,95,110,125,140", help="逗号分隔的心率（bpm）")
     a.add_argument("--clip-seconds", type=float, default=20.0)
     a.add_argument("--codecs", default="all", help="逗号分隔的编码设置名（raw, h264_1000k, ...），默认全部")
+    a.add_argument("--seeds", type=int, default=3, help="异常场景：每种异常 2×seeds 个场景（静止/运动）")
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         result = bench_pipeline(args.streams, args.seconds, args.processes)
     else:
-        from .accuracy import CODECS, bench_rppg
+        result = {"benchmark": "accuracy"}
+        parts = {p.strip() for p in args.parts.split(",")}
+        if "rppg" in parts:
+            from .accuracy import CODECS, bench_rppg
 
-        hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
-        codecs = CODECS if args.codecs == "all" else tuple(c for c in CODECS if c.name in args.codecs.split(","))
-        result = {"benchmark": "accuracy", "rppg": bench_rppg(hrs, args.clip_seconds, codecs)}
+            hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
+            codecs = CODECS if args.codecs == "all" else tuple(c for c in CODECS if c.name in args.codecs.split(","))
+            result["rppg"] = bench_rppg(hrs, args.clip_seconds, codecs)
+        if "anomalies" in parts:
+            from .scenarios import bench_anomalies
+
+            result["anomalies"] = bench_anomalies(args.seeds)
+        if "costs" in parts:
+            from .costs import bench_costs
+
+            result["costs"] = bench_costs()
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

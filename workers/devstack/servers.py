@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import wave
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -140,20 +141,36 @@ class RtspServer:
 
 
 def encode_clip(
-    path: Path, frames: Iterable[np.ndarray], fps: float = 15.0, gop: int = 15, quality: list[str] | None = None
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: float = 15.0,
+    gop: int = 15,
+    quality: list[str] | None = None,
+    audio: np.ndarray | None = None,
 ) -> Path:
     """把 BGR 帧序列编码为 H.264（yuv420p，短 GOP，零延迟调优）的 MP4 文件。
 
     ``quality``：额外的 x264 码率/质量参数，例如 ``["-crf", "12", "-x264-params", "aq-mode=0"]``。
+    ``audio``：可选的 16 kHz 单声道 int16 音轨（编码为 AAC），时长应与视频相同（按较短者截齐）。
     """
     frames = iter(frames)
     first = next(frames)
     height, width = first.shape[:2]
+    audio_args = ["-an"]
+    if audio is not None:
+        wav = path.with_suffix(".wav")
+        with wave.open(str(wav), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(np.asarray(audio, dtype=np.int16).tobytes())
+        audio_args = ["-i", str(wav), "-c:a", "aac", "-b:a", "64k", "-shortest"]
     args = [
         require_binary("ffmpeg"), "-y", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        *audio_args,
         "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-        "-pix_fmt", "yuv420p", "-g", str(gop), *(quality or []), "-an", str(path),
+        "-pix_fmt", "yuv420p", "-g", str(gop), *(quality or []), str(path),
     ]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE)
     assert proc.stdin is not None
