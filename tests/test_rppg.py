@@ -7,7 +7,7 @@ import pytest
 
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PulseMonitor, RppgEstimator, quality_from_snr
-from workers.bench.accuracy import run_clip
+from workers.bench.accuracy import run_clip, uncompressed
 from workers.synthetic import face_frames, simulate_pulse
 
 FPS = 15.0
@@ -22,7 +22,7 @@ def detector() -> FaceDetector:
 def test_uncompressed_clip_heart_rate_within_tolerance(detector: FaceDetector, hr: float, motion: bool) -> None:
     pulse = simulate_pulse(20, hr, seed=int(hr))
     frames = face_frames(int(20 * FPS), FPS, pulse=pulse, motion=motion, drift=0.02, seed=int(hr), noise=4.0)
-    score = run_clip(frames, pulse, detector)
+    score = run_clip(uncompressed(frames), pulse, detector)
     assert score.first_hr_s is not None and score.first_hr_s <= 12.0
     assert len(score.errors) >= 0.5 * score.estimates, "大部分时间应给出心率"
     assert float(np.mean(score.errors)) <= 3.0, score.errors
@@ -30,7 +30,7 @@ def test_uncompressed_clip_heart_rate_within_tolerance(detector: FaceDetector, h
 
 def test_no_pulse_gives_no_heart_rate(detector: FaceDetector) -> None:
     frames = face_frames(int(20 * FPS), FPS, pulse=None, motion=True, drift=0.02, seed=5, noise=4.0)
-    score = run_clip(frames, None, detector)
+    score = run_clip(uncompressed(frames), None, detector)
     assert score.errors == [] and score.estimates > 10
     assert max(score.quality) < 0.4
 

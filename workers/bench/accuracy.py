@@ -26,6 +26,10 @@ NOISE = 4.0  # 相机噪声（8 位灰度级的标准差），摄像头的常见
 GOP = 150  # 10 秒一个关键帧：浏览器的 WebRTC 编码器只在丢包/新订阅时才发关键帧
 
 
+def uncompressed(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
+    return ((f, False) for f in frames)
+
+
 @dataclass(frozen=True)
 class Codec:
     name: str
@@ -33,9 +37,10 @@ class Codec:
     aq_mode: int = 1
     crf: int | None = None  # 恒定质量模式
 
-    def transcode(self, frames: list[np.ndarray], workdir: Path) -> Iterator[np.ndarray]:
+    def transcode(self, frames: list[np.ndarray], workdir: Path) -> Iterator[tuple[np.ndarray, bool]]:
+        """逐帧给出 (解码后的画面, 是否关键帧)。"""
         if self.bitrate_k is None and self.crf is None:
-            yield from frames
+            yield from uncompressed(frames)
             return
         rate = (
             ["-crf", str(self.crf)]
@@ -61,11 +66,12 @@ class Codec:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24")
+                yield frame.to_ndarray(format="bgr24"), frame.key_frame
 
 
 CODECS = (
     Codec("raw"),
+    Codec("h264_2500k", 2500, aq_mode=1),
     Codec("h264_1000k", 1000, aq_mode=1),
     Codec("h264_1000k_aq0", 1000, aq_mode=0),
     Codec("h264_300k", 300, aq_mode=1),
@@ -85,7 +91,7 @@ class ClipScore:
 
 
 def run_clip(
-    frames: Iterable[np.ndarray],
+    frames: Iterable[tuple[np.ndarray, bool]],
     pulse: PulseTrack | None,
     detector: FaceDetector,
     hr_bpm: float = 0.0,
@@ -95,7 +101,7 @@ def run_clip(
     monitor = PulseMonitor()
     errors, quality = [], []
     estimates, first = 0, None
-    for i, image in enumerate(frames):
+    for i, (image, key_frame) in enumerate(frames):
         t = i / FPS
         if i % DETECT_EVERY == 0:
             faces = detector.detect(image)
@@ -103,7 +109,7 @@ def run_clip(
                 monitor.set_face(faces.faces[0].landmarks, faces.image_size)
             else:
                 monitor.clear_face()
-        monitor.add_frame(t, image)
+        monitor.add_frame(t, image, key_frame)
         if i % ESTIMATE_EVERY:
             continue
         result = monitor.estimate()
