@@ -64,15 +64,17 @@ async def create_session(body: CreateSessionRequest, store: StoreDep) -> CreateS
 
 @protected.post("/end_session", response_model=SessionReport)
 async def end_session(body: EndSessionRequest, store: StoreDep, settings: SettingsDep) -> SessionReport:
-    return await store.end_session(body.session_id, reason="end_session", stop_wait_s=settings.stop_wait_s)
+    return await store.end_session(
+        body.session_id,
+        reason="end_session",
+        stop_wait_s=settings.stop_wait_s,
+        retention_s=settings.report_retention_days * 86400,
+    )
 
 
 @protected.get("/sessions/{session_id}/report", response_model=SessionReport)
 async def session_report(session_id: str, store: StoreDep) -> SessionReport:
-    info = await store.get_session(session_id)
-    if info is None:
-        raise NotFound(f"会话 {session_id} 不存在")
-    return SessionReport.of(info)
+    return await store.report(session_id)
 
 
 @protected.post("/rtsp/start", response_model=RtspStartResponse)

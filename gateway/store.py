@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 
@@ -26,6 +27,8 @@ from shared.keys import RedisKeys
 from shared.messages import iso_utc
 from shared.settings import Settings
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
+
+from .report import build_report
 
 
 class NotFound(Exception):
@@ -82,6 +85,7 @@ class Store:
             await self.r.set(self.keys.stream_session(stream_name), session_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.session(session_id), info.model_dump_json())
+        pipe.rpush(self.keys.transitions(session_id), _transition("CREATED", "create_session"))
         if req.exam_id and req.student_id:
             pipe.set(self.keys.exam_user(req.exam_id.lower(), req.student_id), session_id)
         await pipe.execute()
@@ -91,18 +95,55 @@ class Store:
         raw = await self.r.get(self.keys.session(session_id))
         return SessionInfo.model_validate_json(raw) if raw else None
 
-    async def end_session(self, session_id: str, reason: str, stop_wait_s: float) -> SessionReport:
+    async def end_session(self, session_id: str, reason: str, stop_wait_s: float, retention_s: float) -> SessionReport:
+        """结束会话并定稿报告（幂等：已结束的会话直接返回已保存的报告）。
+
+        先停止拉流并等待所属工作进程释放流（释放前它会写完最后的汇总增量），再读汇总组装报告，
+        报告与会话数据一起保留 ``retention_s`` 秒。流已经不在（推流端早已断开、从未开始）时照样定稿。"""
         info = await self.get_session(session_id)
         if info is None:
             raise NotFound(f"会话 {session_id} 不存在")
-        if info.status != "ENDED":
+        if info.status == "ENDED":
+            stored = await self.r.get(self.keys.report(session_id))
+            if stored:
+                return SessionReport.model_validate_json(stored)
+        else:
             try:
                 await self.stop_stream(info.stream_name, stop_wait_s)
             except NotFound:
                 pass  # 流从未启动或已停止
             info = info.model_copy(update={"status": "ENDED", "ended_at": iso_utc(time.time()), "end_reason": reason})
-            await self.r.set(self.keys.session(session_id), info.model_dump_json())
-        return SessionReport.of(info)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.set(self.keys.session(session_id), info.model_dump_json())
+            pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
+            await pipe.execute()
+        report = await self._build_report(info)
+        ttl = max(1, int(retention_s))
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(self.keys.report(session_id), report.model_dump_json(), ex=ttl)
+        for key in (self.keys.session(session_id), self.keys.aggregate(session_id), self.keys.episodes(session_id), self.keys.transitions(session_id)):
+            pipe.expire(key, ttl)
+        await pipe.execute()
+        return report
+
+    async def report(self, session_id: str) -> SessionReport:
+        """已结束：定稿的报告；进行中：当前的临时汇总（``final`` 为 false）。"""
+        stored = await self.r.get(self.keys.report(session_id))
+        if stored:
+            return SessionReport.model_validate_json(stored)
+        info = await self.get_session(session_id)
+        if info is None:
+            raise NotFound(f"会话 {session_id} 不存在（或报告已过保留期）")
+        return await self._build_report(info)
+
+    async def _build_report(self, info: SessionInfo) -> SessionReport:
+        sid = info.session_id
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.aggregate(sid))
+        pipe.lrange(self.keys.episodes(sid), 0, -1)
+        pipe.lrange(self.keys.transitions(sid), 0, -1)
+        aggregate, episodes, transitions = await pipe.execute()
+        return build_report(info, aggregate, episodes, transitions)
 
     async def resolve_session(self, stream_name: str) -> str:
         """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""
@@ -192,3 +233,7 @@ class Store:
 
     async def workers_alive(self) -> int:
         return len(await self._workers())
+
+
+def _transition(state: str, reason: str) -> str:
+    return json.dumps({"state": state, "at_ms": int(time.time() * 1000), "reason": reason})

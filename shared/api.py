@@ -85,19 +85,60 @@ class EndSessionRequest(_Request):
     session_id: Identifier
 
 
+class AnomalyEpisode(BaseModel):
+    code: str
+    start: str = Field(description="ISO-8601 UTC")
+    end: str
+    duration_s: float
+    peak_severity: Literal["low", "medium", "high"]
+
+
+class HeartRateSummary(BaseModel):
+    """只统计给出了心率的时间；没有任何心率时各值为 null。"""
+
+    mean_bpm: float | None = None
+    min_bpm: float | None = None
+    max_bpm: float | None = None
+    quality_mean: float | None = Field(None, description="给出心率期间 signal_quality 的时间加权均值")
+    seconds_with_hr: float = 0.0
+
+
+class MediaSummary(BaseModel):
+    reconnects: int = Field(0, description="拉流重连次数")
+    dropped_frames: int = Field(0, description="分析来不及而丢弃的待分析帧")
+    degraded_episodes: int = Field(0, description="进入 DEGRADED（推流中断）的次数")
+
+
+class StateTransition(BaseModel):
+    state: SessionStatus
+    at: str = Field(description="ISO-8601 UTC")
+    reason: str
+
+
 class SessionReport(BaseModel):
-    """会话汇总报告（AiAggregate）。本版本包含时间与结束原因；分析汇总随分析器补全。"""
+    """会话汇总报告（种子文档中的 AiAggregate）。时长单位为秒；未能计算的值为 null。"""
 
     session_id: str
     stream_name: str
     status: SessionStatus
+    final: bool = Field(description="true：会话已结束、报告已定稿；false：进行中的临时汇总")
     created_at: str
+    started_at: str | None = Field(None, description="首次收到视频帧（STREAMING）的时刻")
     ended_at: str | None
     end_reason: str | None
-
-    @classmethod
-    def of(cls, info: SessionInfo) -> "SessionReport":
-        return cls(**info.model_dump(include=set(cls.model_fields)))
+    streaming_seconds: float = Field(0.0, description="被分析的时长（断流期间不计）")
+    face_present_seconds: float = 0.0
+    attention_mean: float | None = Field(None, description="专注度的时间加权均值 0..1")
+    look_away_seconds: float = Field(0.0, description="LOOK_AWAY 异常处于报告状态的时长")
+    talking_seconds: float = Field(0.0, description="TALKING 异常处于报告状态的时长")
+    multi_face_seconds: float = 0.0
+    emotion_distribution: dict[str, float] = Field(
+        default_factory=dict, description="面部主导情绪的时间占比（只统计有情绪结果的时间）"
+    )
+    heart_rate: HeartRateSummary = Field(default_factory=HeartRateSummary)
+    anomalies: list[AnomalyEpisode] = Field(default_factory=list, description="全部已结束的异常事件段，按开始时间排序")
+    media: MediaSummary = Field(default_factory=MediaSummary)
+    transitions: list[StateTransition] = Field(default_factory=list, description="会话状态变化及原因")
 
 
 # ---------------- RTSP 消费 ----------------

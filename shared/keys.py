@@ -8,6 +8,10 @@
 - ``session:<id>``       字符串：会话记录 JSON
 - ``stream_session:<s>`` 字符串：流 -> 会话 ID 的显式绑定
 - ``exam_user:<exam>:<student>`` 字符串：考试+考生 -> 会话 ID（解析流名时使用）
+- ``aggregate:<id>``     哈希：会话汇总（工作进程增量累加：时长、加权和、心率极值、当前状态）
+- ``episodes:<id>``      列表：已结束的异常事件段 JSON
+- ``transitions:<id>``   列表：会话状态变化 JSON（状态、时刻、原因）
+- ``report:<id>``        字符串：会话结束时定稿的报告 JSON（保留 REPORT_RETENTION_DAYS 天）
 - ``socketio``           Socket.IO 跨进程广播频道
 """
 
@@ -45,6 +49,18 @@ class RedisKeys:
 
     def exam_user(self, exam_id: str, student_id: str) -> str:
         return f"{self.prefix}exam_user:{exam_id}:{student_id}"
+
+    def aggregate(self, session_id: str) -> str:
+        return f"{self.prefix}aggregate:{session_id}"
+
+    def episodes(self, session_id: str) -> str:
+        return f"{self.prefix}episodes:{session_id}"
+
+    def transitions(self, session_id: str) -> str:
+        return f"{self.prefix}transitions:{session_id}"
+
+    def report(self, session_id: str) -> str:
+        return f"{self.prefix}report:{session_id}"
 
     @property
     def socketio_channel(self) -> str:

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     )
     publish_queue_size: int = Field(256, ge=1, description="发布队列长度；Redis 变慢时丢弃最旧事件")
 
+    # --- 会话与报告 ---
+    degraded_after_s: float = Field(10.0, gt=0, description="推流中断（没有新帧）多久后会话标为 DEGRADED")
+    report_retention_days: float = Field(30.0, gt=0, description="已结束会话的报告与汇总在 Redis 中保留的天数")
+    aggregate_flush_s: float = Field(2.0, gt=0, le=30, description="工作进程把会话汇总增量写入 Redis 的周期")
+
     # --- 日志 ---
     log_level: str = Field("INFO", description="日志级别")
 

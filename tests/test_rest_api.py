@@ -102,7 +102,11 @@ def test_session_create_binds_stream_and_end_is_idempotent(stack: Stack) -> None
     second = stack.post("/api/end_session", {"session_id": info["session_id"]})
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
-    assert first.json()["status"] == "ENDED" and first.json()["end_reason"] == "end_session"
+    report = first.json()
+    assert report["status"] == "ENDED" and report["end_reason"] == "end_session" and report["final"] is True
+    # 从未收到视频：时长为 0、均值为 null，状态变化只有创建与结束
+    assert report["streaming_seconds"] == 0 and report["attention_mean"] is None and report["anomalies"] == []
+    assert report["started_at"] is None and [t["state"] for t in report["transitions"]] == ["CREATED", "ENDED"]
     assert stack.get(f"/api/sessions/{info['session_id']}/report").json() == first.json()
     # 会话结束时其流任务也被移除
     assert all(s["stream_name"] != info["stream_name"] for s in stack.status()["streams"])

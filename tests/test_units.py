@@ -214,3 +214,35 @@ def test_tracker_reports_look_away_only_after_it_persists() -> None:
         codes.append([a.code for a in tracker.active])
     assert codes[10] == [] and codes[16] == ["LOOK_AWAY"]
     assert tracker.attention_score is not None and tracker.attention_score < 0.5
+
+
+def test_session_aggregator_weights_by_time_and_survives_failed_flush() -> None:
+    from shared.messages import Anomaly, AttentionMetrics, FaceMetrics, Metrics, MonitorUpdate, PpgMetrics
+    from workers.aggregate import SessionAggregator
+
+    def update(score: float, hr: float | None, codes: list[str]) -> MonitorUpdate:
+        return MonitorUpdate(
+            session_id="s-1",
+            timestamp="2026-01-01T00:00:00.000Z",
+            models=["face"],
+            metrics=Metrics(
+                attention=AttentionMetrics(score=score, confidence=0.9),
+                face=FaceMetrics(detected=True, multi_face_secs=0.0),
+                ppg=PpgMetrics(hr_bpm=hr, signal_quality=0.6 if hr else None),
+            ),
+            anomalies=[Anomaly(code=c, severity="low", duration_ms=0) for c in codes],
+        )
+
+    agg = SessionAggregator()
+    agg.add_update(update(1.0, None, []), "happy", 0.0)
+    agg.add_update(update(1.0, 70.0, []), "happy", 0.4)
+    agg.add_update(update(0.0, 80.0, ["LOOK_AWAY"]), "sad", 0.8)
+    agg.add_update(update(0.5, 75.0, []), "sad", 10.0)  # 断流 9 秒后：只计 2 秒
+    first = agg.take()
+    agg.restore(first)  # 写入失败：放回，下次一并写入
+    agg.add_media(reconnects=1)
+    d = agg.take()
+    assert d.sums["analyzed_s"] == pytest.approx(2.8) and d.sums["look_away_s"] == pytest.approx(0.4)
+    assert d.sums["attention_weighted"] / d.sums["attention_s"] == pytest.approx((0.4 + 0 + 1.0) / 2.8)
+    assert d.sums["emotion:sad"] == pytest.approx(2.4) and d.sums["reconnects"] == 1
+    assert (d.hr_min, d.hr_max) == (70.0, 80.0) and agg.take().empty

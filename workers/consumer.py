@@ -9,6 +9,7 @@ from shared.api import ConsumerStatus, StreamJob
 from shared.messages import iso_utc
 from shared.settings import Settings
 
+from .aggregate import Deltas, SessionAggregator
 from .analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
 from .ingest import FrameSlot, RtspIngest
 from .tracker import StreamTracker
@@ -25,6 +26,10 @@ def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
 class StreamConsumer:
     def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event) -> None:
         self.job = job
+        self.degraded_after_s = settings.degraded_after_s
+        self.aggregate = SessionAggregator()
+        self._reported_media = (0, 0)  # 已计入汇总的 (重连次数, 丢帧数)
+        self._started_at = time.monotonic()
         self.slot = FrameSlot()
         self.tracker = StreamTracker(
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
@@ -54,6 +59,26 @@ class StreamConsumer:
     def stop(self) -> None:
         """通知拉流线程退出（不等待；线程在读超时内自行结束）。"""
         self.ingest.stop()
+
+    def session_state(self, now: float) -> str | None:
+        """会话的媒体状态：有帧 -> STREAMING；已出过帧、之后 ``degraded_after_s`` 秒没有新帧 -> DEGRADED；
+        还没出过帧 -> None（不改变会话状态）。"""
+        last = self.ingest.last_frame_at
+        if last is None:
+            return None
+        return "STREAMING" if now - last < self.degraded_after_s else "DEGRADED"
+
+    def take_deltas(self) -> Deltas:
+        """取出待写入的汇总增量（含自上次以来的重连与丢帧）。"""
+        media = (self.ingest.reconnects, self.slot.dropped)
+        reconnects, dropped = (a - b for a, b in zip(media, self._reported_media))
+        self._reported_media = media
+        self.aggregate.add_media(reconnects=reconnects, dropped_frames=dropped)
+        return self.aggregate.take()
+
+    def close_episodes(self, now: float) -> None:
+        """流停止时结束进行中的异常事件段并计入汇总。"""
+        self.aggregate.add_episodes(self.tracker.anomalies.close_all(now))
 
     def status(self, owner: str) -> ConsumerStatus:
         now = time.monotonic()

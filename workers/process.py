@@ -32,6 +32,7 @@ from .emotion_service import EmotionService
 from .events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from .ingest import Frame
 from .publisher import EventPublisher
+from .report_sink import SessionSink
 from .speech_emotion_service import SpeechEmotionService
 from .tracker import Observation
 
@@ -164,6 +165,8 @@ class AnalysisLoop(threading.Thread):
         emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
         heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
         self.publisher.submit(route(job.stream_name, update, emotion, heart))
+        consumer.aggregate.add_update(update, emotion.result.dominant_emotion, now)
+        consumer.aggregate.add_episodes(tracker.anomalies.pop_finished())
 
 
 class WorkerProcess:
@@ -178,6 +181,8 @@ class WorkerProcess:
         }
         self.redis = redis.Redis.from_url(settings.redis_url, **redis_options)
         self.coordinator = Coordinator(self.redis, self.keys, self.worker_id, settings.lease_ttl_ms)
+        self.sink = SessionSink(self.redis, self.keys)
+        self._last_flush = time.monotonic()
         emitter = socketio.RedisManager(
             settings.redis_url, channel=self.keys.socketio_channel, write_only=True, redis_options=redis_options
         )
@@ -261,6 +266,21 @@ class WorkerProcess:
         peers = self.coordinator.heartbeat(self._worker_status(now_ms), now_ms)
         self._claim(desired, peers)
         self.coordinator.publish_status([c.status(self.worker_id) for c in self.registry.snapshot()])
+        if time.monotonic() - self._last_flush >= self.settings.aggregate_flush_s:
+            self._last_flush = time.monotonic()
+            for consumer in self.registry.snapshot():
+                self._flush(consumer)
+
+    def _flush(self, consumer: StreamConsumer) -> None:
+        """把一路流的会话汇总增量与媒体状态写入 Redis；失败时增量放回，下次再写。"""
+        deltas = consumer.take_deltas()
+        state = consumer.session_state(time.monotonic())
+        reason = "frames_arriving" if state == "STREAMING" else f"no_frames_for_{self.settings.degraded_after_s:g}s"
+        try:
+            self.sink.flush(consumer.job.session_id, deltas, state, reason)
+        except redis.RedisError:
+            consumer.aggregate.restore(deltas)
+            raise
 
     def _claim(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
         owners = self.coordinator.owners(list(desired))
@@ -288,6 +308,11 @@ class WorkerProcess:
         consumer = self.registry.pop(name)
         if consumer is not None:
             consumer.stop()
+            consumer.close_episodes(time.monotonic())
+            try:
+                self._flush(consumer)  # 先写完汇总再释放租约：end_session 等到释放后读到的是完整汇总
+            except redis.RedisError as exc:
+                log.warning("worker %s: final aggregate of %s not written: %s", self.worker_id, name, exc)
         if release:
             self.coordinator.release(name)
 

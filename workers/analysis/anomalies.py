@@ -88,6 +88,22 @@ class AnomalyTracker:
                         st.false_since = None
         return self.active(t)
 
+    def pop_finished(self) -> list[Episode]:
+        """取出已结束的事件段（供写入会话汇总）；进行中的留在原处。"""
+        done = [e for e in self.episodes if e.end is not None]
+        if done:
+            self.episodes = [e for e in self.episodes if e.end is None]
+        return done
+
+    def close_all(self, t: float) -> list[Episode]:
+        """流停止时：把进行中的事件段在 ``t`` 结束，连同已结束的一起取出，状态清零。"""
+        self.active(t)  # 更新峰值严重度
+        for st in self._states.values():
+            if st.episode is not None:
+                st.episode.end = t
+        self._states.clear()
+        return self.pop_finished()
+
     def active(self, t: float) -> list[ActiveAnomaly]:
         out = []
         for code, st in self._states.items():

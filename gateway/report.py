@@ -1,0 +1,74 @@
+"""由会话记录与 Redis 中的汇总数据组装会话报告（纯函数，不做 I/O）。"""
+
+from __future__ import annotations
+
+import json
+
+from shared.api import AnomalyEpisode, HeartRateSummary, MediaSummary, SessionInfo, SessionReport, StateTransition
+from shared.messages import iso_utc
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _ratio(numerator: float, denominator: float, digits: int = 3) -> float | None:
+    return round(numerator / denominator, digits) if denominator > 0 else None
+
+
+def current_status(info: SessionInfo, aggregate: dict) -> str:
+    """会话记录只在创建与结束时写入；其间的媒体状态（STREAMING / DEGRADED）由工作进程写在汇总里。"""
+    if info.status == "ENDED":
+        return "ENDED"
+    state = aggregate.get("state")
+    return _decode(state) if state else info.status
+
+
+def build_report(
+    info: SessionInfo, aggregate: dict, episodes: list[bytes | str], transitions: list[bytes | str]
+) -> SessionReport:
+    raw = {_decode(k): _decode(v) for k, v in aggregate.items()}
+    nums = {k: float(v) for k, v in raw.items() if k != "state"}
+    emotion_total = sum(v for k, v in nums.items() if k.startswith("emotion:"))
+    hr_s = nums.get("hr_s", 0.0)
+    changes = [StateTransition(**_transition(json.loads(t))) for t in transitions]
+    started = next((t.at for t in changes if t.state == "STREAMING"), None)
+    return SessionReport(
+        session_id=info.session_id,
+        stream_name=info.stream_name,
+        status=current_status(info, raw),
+        final=info.status == "ENDED",
+        created_at=info.created_at,
+        started_at=started,
+        ended_at=info.ended_at,
+        end_reason=info.end_reason,
+        streaming_seconds=round(nums.get("analyzed_s", 0.0), 1),
+        face_present_seconds=round(nums.get("face_s", 0.0), 1),
+        attention_mean=_ratio(nums.get("attention_weighted", 0.0), nums.get("attention_s", 0.0)),
+        look_away_seconds=round(nums.get("look_away_s", 0.0), 1),
+        talking_seconds=round(nums.get("talking_s", 0.0), 1),
+        multi_face_seconds=round(nums.get("multi_face_s", 0.0), 1),
+        emotion_distribution={
+            k.removeprefix("emotion:"): round(v / emotion_total, 3)
+            for k, v in sorted(nums.items())
+            if k.startswith("emotion:") and emotion_total > 0
+        },
+        heart_rate=HeartRateSummary(
+            mean_bpm=_ratio(nums.get("hr_weighted", 0.0), hr_s, 1),
+            min_bpm=nums.get("hr_min"),
+            max_bpm=nums.get("hr_max"),
+            quality_mean=_ratio(nums.get("hr_quality_weighted", 0.0), hr_s),
+            seconds_with_hr=round(hr_s, 1),
+        ),
+        anomalies=sorted((AnomalyEpisode.model_validate_json(e) for e in episodes), key=lambda e: e.start),
+        media=MediaSummary(
+            reconnects=int(nums.get("reconnects", 0)),
+            dropped_frames=int(nums.get("dropped_frames", 0)),
+            degraded_episodes=sum(t.state == "DEGRADED" for t in changes),
+        ),
+        transitions=changes,
+    )
+
+
+def _transition(item: dict) -> dict:
+    return {"state": item["state"], "at": iso_utc(item["at_ms"] / 1000.0), "reason": item["reason"]}
