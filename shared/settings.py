@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     # --- 工作进程与任务租约 ---
     worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")
-    lease_ttl_ms: int = Field(5000, ge=500, description="流租约有效期；所属进程失联超过该时间后流可被他人接管")
+    lease_ttl_ms: int = Field(3000, ge=500, description="流租约有效期；所属进程失联超过该时间后流可被他人接管")
     claim_interval_ms: int = Field(500, ge=50, description="工作进程认领/续约/对账的周期")
 
     # --- 拉流 ---
