@@ -28,7 +28,8 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         channel=keys.socketio_channel,
         redis_options={"socket_connect_timeout": settings.redis_timeout_s},
     )
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    # always_connect：连接在 connect 处理函数之前就确认，处理函数里可以先给新客户端发回放
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
     for namespace in ev.NAMESPACES:
         sio.register_namespace(StreamNamespace(namespace, store))
 

@@ -1,5 +1,8 @@
 """Socket.IO 命名空间 ``/`` 与 ``/monitor``：连接即进入 ``all`` 房间；订阅某流后只收该流的事件。
 
+回放：``/monitor`` 的新连接先收到全部在线会话最近 10 秒的 ``monitor.update``（``replay: true``，按时间顺序），
+订阅某会话/流时先收到该会话的回放，之后才进入房间接收实时事件，因此回放与实时事件不会重复。
+
 客户端事件（带 ack）：
 - ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
 - ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
@@ -12,6 +15,7 @@ from typing import Any
 
 import socketio
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from shared import events as ev
 from shared.messages import MonitorSubscribe, SubscribeAck
@@ -33,7 +37,19 @@ class StreamNamespace(socketio.AsyncNamespace):
         self.store = store
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        # 服务器以 always_connect 运行：此处已完成连接，可以先发回放
+        if self.namespace == ev.NS_MONITOR:
+            await self._replay(sid, await self.store.live_sessions())
         await self.enter_room(sid, ev.ALL_ROOM)
+
+    async def _replay(self, sid: str, session_ids: list[str]) -> None:
+        try:
+            updates = await self.store.replay(session_ids)
+        except RedisError as exc:
+            log.warning("replay for %s skipped: %s", sid, exc)
+            return
+        for update in updates:
+            await self.emit(ev.MONITOR_UPDATE, update, to=sid)
 
     async def _resolve(self, data: Any) -> tuple[str, str] | SubscribeAck:
         try:
@@ -54,6 +70,7 @@ class StreamNamespace(socketio.AsyncNamespace):
         if isinstance(resolved, SubscribeAck):
             return resolved.model_dump()
         stream_name, session_id = resolved
+        await self._replay(sid, [session_id])
         await self.enter_room(sid, ev.stream_room(stream_name))
         await self.leave_room(sid, ev.ALL_ROOM)
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()

@@ -23,7 +23,7 @@ from shared.api import (
     StreamJob,
     WorkerStatus,
 )
-from shared.keys import RedisKeys
+from shared.keys import REPLAY_WINDOW_S, RedisKeys
 from shared.messages import iso_utc
 from shared.settings import Settings
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
@@ -144,6 +144,22 @@ class Store:
         pipe.lrange(self.keys.transitions(sid), 0, -1)
         aggregate, episodes, transitions = await pipe.execute()
         return build_report(info, aggregate, episodes, transitions)
+
+    async def replay(self, session_ids: list[str]) -> list[dict]:
+        """这些会话最近 ``REPLAY_WINDOW_S`` 秒的 monitor.update，按时间排序并标记 ``replay: true``。"""
+        if not session_ids:
+            return []
+        since = int((time.time() - REPLAY_WINDOW_S) * 1000)
+        pipe = self.r.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.zrangebyscore(self.keys.replay(sid), since, "+inf", withscores=True)
+        items = [(score, raw) for rows in await pipe.execute() for raw, score in rows]
+        return [{**json.loads(raw), "replay": True} for _, raw in sorted(items, key=lambda x: x[0])]
+
+    async def live_sessions(self) -> list[str]:
+        """正在消费的流所属的会话。"""
+        raw = await self.r.hvals(self.keys.streams)
+        return sorted({StreamJob.model_validate_json(v).session_id for v in raw})
 
     async def resolve_session(self, stream_name: str) -> str:
         """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""

@@ -12,12 +12,16 @@
 - ``episodes:<id>``      列表：已结束的异常事件段 JSON
 - ``transitions:<id>``   列表：会话状态变化 JSON（状态、时刻、原因）
 - ``report:<id>``        字符串：会话结束时定稿的报告 JSON（保留 REPORT_RETENTION_DAYS 天）
+- ``replay:<id>``        有序集合：最近 REPLAY_WINDOW_S 秒的 monitor.update JSON（分值为毫秒时间戳），新客户端加入时先回放
 - ``socketio``           Socket.IO 跨进程广播频道
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# monitor.update 回放缓冲的时长（秒）
+REPLAY_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class RedisKeys:
 
     def transitions(self, session_id: str) -> str:
         return f"{self.prefix}transitions:{session_id}"
+
+    def replay(self, session_id: str) -> str:
+        return f"{self.prefix}replay:{session_id}"
 
     def report(self, session_id: str) -> str:
         return f"{self.prefix}report:{session_id}"

@@ -84,6 +84,7 @@ class MonitorUpdate(BaseModel):
         default_factory=dict,
         description="metrics 中为 null 的字段（如 'ppg.hr_bpm'）-> 原因代码（README 列出全部代码）",
     )
+    replay: bool = Field(False, description="true：客户端加入时补发的最近 10 秒快照（按时间顺序，先于实时事件）")
 
 
 # ---------------- 种子 000 事件 ----------------

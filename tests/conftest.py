@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from workers.devstack.servers import (
     encode_clip,
     free_port,
     python_env,
+    stop_process,
 )
 from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
 from workers.synthetic import empty_frames, face_frames, simulate_pulse
@@ -87,6 +89,7 @@ class Stack:
     gateway: subprocess.Popen
     workers: subprocess.Popen | None
     rtsp: RtspServer
+    env: dict[str, str] = field(default_factory=dict)
     recorders: list[Recorder] = field(default_factory=list)
     publishers: list[ClipPublisher] = field(default_factory=list)
     streams: list[str] = field(default_factory=list)
@@ -109,8 +112,14 @@ class Stack:
     def stream_status(self, name: str) -> dict | None:
         return next((s for s in self.status()["streams"] if s["stream_name"] == name), None)
 
-    def recorder(self, namespace: str) -> Recorder:
-        rec = Recorder(self.base_url, namespace)
+    def restart_gateway(self, sig: int = signal.SIGKILL) -> None:
+        """按信号结束网关进程并在同一端口、同一配置下重新启动。"""
+        stop_process(self.gateway, sig=sig)
+        self.gateway = start_gateway(self.env)
+        wait_healthy(self.base_url, self.gateway, timeout=60)
+
+    def recorder(self, namespace: str, reconnect: bool = False) -> Recorder:
+        rec = Recorder(self.base_url, namespace, reconnect=reconnect)
         self.recorders.append(rec)
         return rec
 
@@ -155,7 +164,7 @@ def _make_stack(
     )
     gateway = start_gateway(env)
     workers = start_workers(env, processes) if processes else None
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp)
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp, env=env)
     try:
         wait_healthy(stack.base_url, gateway, timeout=60, workers=processes)
     except Exception:

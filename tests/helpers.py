@@ -33,14 +33,20 @@ class Received:
 class Recorder:
     """连接到一个命名空间的 python-socketio 客户端（websocket 传输），记录收到的事件。"""
 
-    def __init__(self, base_url: str, namespace: str) -> None:
+    def __init__(self, base_url: str, namespace: str, reconnect: bool = False) -> None:
         self.namespace = namespace
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.5, reconnection_delay_max=2)
+        self.connects = 0
+        self.client.on("connect", self._connected, namespace=namespace)
         self.events: list[Received] = []
         self._lock = threading.Lock()
         for name in RECORDED_EVENTS:
             self.client.on(name, self._handler(name), namespace=namespace)
         self.client.connect(base_url, namespaces=[namespace], transports=["websocket"], wait_timeout=10)
+
+    def _connected(self) -> None:
+        with self._lock:
+            self.connects += 1
 
     def _handler(self, name: str) -> Callable[[Any], None]:
         def handle(data: Any) -> None:

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -137,3 +138,45 @@ def test_redis_restart_keeps_sessions_reports_and_events_resume(
         live = stack.get(f"/api/sessions/{session_id}/report")
         assert live.status_code == 200 and live.json()["stream_name"] == name
     assert stack.get(f"/api/sessions/{done.json()['session_id']}/report").json() == report_before
+
+
+def test_gateway_restart_client_reconnects_and_gets_replay_then_live_without_duplicates(
+    fault_stack: Stack, clips: Clips
+) -> None:
+    stack = fault_stack
+    (session_id,) = _start(stack, clips, 1).values()
+    monitor = stack.recorder(ev.NS_MONITOR, reconnect=True)
+    wait_until(lambda: len(monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)) >= 5, 40, "没有实时更新")
+
+    stack.restart_gateway(signal.SIGKILL)
+    restarted = len(monitor.events)
+    wait_until(lambda: monitor.connects >= 2, 15, "客户端没有重连到重启后的网关")
+
+    def after() -> list[dict]:
+        return [r.data for r in monitor.events[restarted:] if r.event == ev.MONITOR_UPDATE and r.data["session_id"] == session_id]
+
+    wait_until(lambda: sum(not d["replay"] for d in after()) >= 5, 20, "重连后没有实时更新")
+    seq = after()
+    flags = [d["replay"] for d in seq]
+    n_replay = flags.index(False)
+    assert n_replay >= 5 and not any(flags[n_replay:]), flags  # 先回放、后实时
+    stamps = [d["timestamp"] for d in seq]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps  # 有序、无重复
+    newest = datetime.fromisoformat(stamps[n_replay - 1].replace("Z", "+00:00"))
+    oldest = datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
+    assert (newest - oldest).total_seconds() <= 10.5  # 只回放最近 10 秒
+
+
+def test_monitor_client_joining_late_first_gets_last_10s(fault_stack: Stack, clips: Clips) -> None:
+    stack = fault_stack
+    (session_id,) = _start(stack, clips, 1).values()
+    early = stack.recorder(ev.NS_MONITOR)
+    wait_until(lambda: len(early.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)) >= 8, 40, "没有实时更新")
+    room = stack.recorder(ev.NS_DEFAULT)
+    assert room.subscribe(session_id=session_id)["ok"]
+    time.sleep(1.5)
+    seq = room.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)
+    flags = [d["replay"] for d in seq]
+    assert flags[:5] == [True] * 5 and False in flags and not any(flags[flags.index(False) :])
+    live_stamps = {d["timestamp"] for d in early.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)}
+    assert {d["timestamp"] for d in seq if d["replay"]} <= live_stamps  # 回放的正是先前发出的实时更新

@@ -31,7 +31,7 @@ from .coordinator import Coordinator, PeerLoad, plan_claims
 from .emotion_service import EmotionService
 from .events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from .ingest import Frame
-from .publisher import EventPublisher
+from .publisher import EventPublisher, ReplayBuffer
 from .report_sink import SessionSink
 from .speech_emotion_service import SpeechEmotionService
 from .tracker import Observation
@@ -164,7 +164,9 @@ class AnalysisLoop(threading.Thread):
         )
         emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
         heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
-        self.publisher.submit(route(job.stream_name, update, emotion, heart))
+        self.publisher.submit(
+            route(job.stream_name, update, emotion, heart), replay=(job.session_id, update.model_dump(mode="json"))
+        )
         consumer.aggregate.add_update(update, emotion.result.dominant_emotion, now)
         consumer.aggregate.add_episodes(tracker.anomalies.pop_finished())
 
@@ -186,7 +188,9 @@ class WorkerProcess:
         emitter = socketio.RedisManager(
             settings.redis_url, channel=self.keys.socketio_channel, write_only=True, redis_options=redis_options
         )
-        self.publisher = EventPublisher(emitter, maxsize=settings.publish_queue_size)
+        self.publisher = EventPublisher(
+            emitter, maxsize=settings.publish_queue_size, replay=ReplayBuffer(self.redis, self.keys)
+        )
         self.registry = ConsumerRegistry()
         self.wake = threading.Event()
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
