@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
 import socketio
 from fastapi import FastAPI
 
@@ -12,6 +14,7 @@ from shared.keys import RedisKeys
 from shared.settings import Settings
 
 from . import api, pages
+from .reaper import reap_silent_sessions
 from .sockets import StreamNamespace
 from .store import Store, connect
 
@@ -35,7 +38,11 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        reaper = asyncio.create_task(reap_silent_sessions(store, settings, stop))
         yield
+        stop.set()
+        await reaper
         await client.aclose()
 
     app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan)

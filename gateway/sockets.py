@@ -6,6 +6,7 @@
 客户端事件（带 ack）：
 - ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
 - ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
+- ``session.heartbeat {session_id, ts}`` -> ``{ok}`` 或 ``{ok: false, error}``（学生端每 2 秒一次）
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from shared import events as ev
-from shared.messages import MonitorSubscribe, SubscribeAck
+from shared.messages import HeartbeatAck, MonitorSubscribe, SessionHeartbeat, SubscribeAck
 
 from .store import NotFound, Store
 
@@ -85,11 +86,24 @@ class StreamNamespace(socketio.AsyncNamespace):
             await self.enter_room(sid, ev.ALL_ROOM)
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
 
+    async def on_session_heartbeat(self, sid: str, data: Any = None) -> dict:
+        """学生端心跳：记录时间，并让该连接进入会话房间（接收 ``signal.close``）。"""
+        try:
+            beat = SessionHeartbeat.model_validate(data if data is not None else {})
+            await self.store.heartbeat(beat.session_id)
+        except ValidationError as exc:
+            return HeartbeatAck(ok=False, error=_first_error(exc)).model_dump()
+        except NotFound as exc:
+            return HeartbeatAck(ok=False, error=str(exc)).model_dump()
+        await self.enter_room(sid, ev.session_room(beat.session_id))
+        return HeartbeatAck(ok=True).model_dump()
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
         # 事件名含点号，无法写成 on_<event> 方法名：在此映射
         handler = {
             ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe,
             ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe,
+            ev.SESSION_HEARTBEAT: self.on_session_heartbeat,
         }.get(event)
         if handler is not None:
             return await handler(*args)

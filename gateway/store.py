@@ -116,6 +116,7 @@ class Store:
             pipe = self.r.pipeline(transaction=True)
             pipe.set(self.keys.session(session_id), info.model_dump_json())
             pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
+            pipe.zrem(self.keys.heartbeats, session_id)
             await pipe.execute()
         report = await self._build_report(info)
         ttl = max(1, int(retention_s))
@@ -125,6 +126,19 @@ class Store:
             pipe.expire(key, ttl)
         await pipe.execute()
         return report
+
+    async def heartbeat(self, session_id: str) -> None:
+        """记录学生端心跳；会话不存在或已结束时 NotFound。"""
+        info = await self.get_session(session_id)
+        if info is None or info.status == "ENDED":
+            raise NotFound(f"会话 {session_id} 不存在或已结束")
+        await self.r.zadd(self.keys.heartbeats, {session_id: int(time.time() * 1000)})
+
+    async def claim_silent_sessions(self, timeout_s: float) -> list[str]:
+        """心跳超时的会话。逐个 ZREM 认领：多个网关同时扫描时每个会话只由一个网关结束。"""
+        cutoff = int((time.time() - timeout_s) * 1000)
+        silent = [s.decode() for s in await self.r.zrangebyscore(self.keys.heartbeats, "-inf", cutoff)]
+        return [sid for sid in silent if await self.r.zrem(self.keys.heartbeats, sid)]
 
     async def report(self, session_id: str) -> SessionReport:
         """已结束：定稿的报告；进行中：当前的临时汇总（``final`` 为 false）。"""

@@ -21,6 +21,11 @@ def stream_room(stream_name: str) -> str:
     return f"{STREAM_ROOM_PREFIX}{stream_name}"
 
 
+def session_room(session_id: str) -> str:
+    """学生端连接（发过心跳）所在的房间：``signal.close`` 发往这里。"""
+    return f"session:{session_id}"
+
+
 # 服务端 -> 客户端
 MONITOR_UPDATE = "monitor.update"
 VIDEO_EMOTION_RESULT = "video_emotion_result"
@@ -29,7 +34,9 @@ STUDENT_EMOTION = "student.emotion"
 HEART_RATE_RESULT = "heart_rate_result"
 RTSP_HEART_RATE_ANALYSIS = "rtsp_heart_rate_analysis"
 STUDENT_HEART_RATE = "student.heart_rate"
+SIGNAL_CLOSE = "signal.close"
 
 # 客户端 -> 服务端
 MONITOR_SUBSCRIBE = "monitor.subscribe"
 MONITOR_UNSUBSCRIBE = "monitor.unsubscribe"
+SESSION_HEARTBEAT = "session.heartbeat"

@@ -146,3 +146,24 @@ class SubscribeAck(BaseModel):
     stream_name: str | None = None
     session_id: str | None = None
     error: str | None = None
+
+
+class SessionHeartbeat(BaseModel):
+    """``session.heartbeat``：学生页每 2 秒一次。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+    ts: float | None = Field(None, description="客户端时间（毫秒或秒，仅记录）")
+
+
+class HeartbeatAck(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class SignalClose(BaseModel):
+    """``signal.close``：服务端通知学生端本次 AI 连接已关闭（原因见 reason），学生端可重新发起。"""
+
+    session_id: str
+    reason: str

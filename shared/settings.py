@@ -68,6 +68,9 @@ class Settings(BaseSettings):
 
     # --- 会话与报告 ---
     degraded_after_s: float = Field(10.0, gt=0, description="推流中断（没有新帧）多久后会话标为 DEGRADED")
+    heartbeat_timeout_s: float = Field(
+        30.0, gt=0, description="学生端发过心跳后，超过该时长没有新心跳即结束会话（原因 heartbeat_timeout）"
+    )
     report_retention_days: float = Field(30.0, gt=0, description="已结束会话的报告与汇总在 Redis 中保留的天数")
     aggregate_flush_s: float = Field(2.0, gt=0, le=30, description="工作进程把会话汇总增量写入 Redis 的周期")
 

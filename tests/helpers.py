@@ -20,6 +20,7 @@ RECORDED_EVENTS = (
     ev.HEART_RATE_RESULT,
     ev.RTSP_HEART_RATE_ANALYSIS,
     ev.STUDENT_HEART_RATE,
+    ev.SIGNAL_CLOSE,
 )
 
 
@@ -91,3 +92,24 @@ def wait_until(check: Callable[[], Any], timeout: float, message: str, interval:
             return last
         time.sleep(interval)
     raise AssertionError(f"{message}（{timeout}s 内未满足；最后一次：{last!r}）")
+
+
+class Heartbeats(threading.Thread):
+    """学生端心跳：每 ``interval_s`` 秒发一次 ``session.heartbeat``，直到 ``stop()``。"""
+
+    def __init__(self, rec: Recorder, session_id: str, interval_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.rec = rec
+        self.session_id = session_id
+        self.interval_s = interval_s
+        self.acks: list[dict] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.acks.append(self.rec.call(ev.SESSION_HEARTBEAT, {"session_id": self.session_id, "ts": time.time() * 1000}))
+            self._stop_event.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)

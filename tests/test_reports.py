@@ -16,9 +16,11 @@ from workers.devstack.servers import ClipPublisher, encode_clip
 from workers.synthetic import empty_frames, face_frames, speech_pcm
 
 from .conftest import Stack
-from .helpers import wait_until
+from .helpers import Heartbeats, wait_until
 
 WORKER_PROCESSES = 1
+HEARTBEAT_TIMEOUT_S = 4.0
+WORKER_ENV = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S)}  # 网关与工作进程共用同一组环境变量
 FPS = 15.0
 
 
@@ -52,6 +54,9 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
     assert created.status_code == 201, created.text
     session_id = created.json()["session_id"]
     stack.streams.append(name)
+    student = stack.recorder(ev.NS_DEFAULT)  # 学生页：心跳并接收 signal.close
+    beats = Heartbeats(student, session_id)
+    beats.start()
 
     # 情绪模型加载完成后再跑满一个循环（约 17 秒），报告里才有情绪分布
     monitor.wait_for(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id and "emotion" in d["models"], timeout=60)
@@ -64,10 +69,14 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
     outage_at = time.monotonic()
     wait_until(lambda: _report(stack, session_id).status == "DEGRADED", 20, "推流中断后会话没有变为 DEGRADED")
     assert time.monotonic() - outage_at >= 9.5  # 中断满约 10 秒才算 DEGRADED
+    close = student.wait_for(ev.SIGNAL_CLOSE, lambda d: d["session_id"] == session_id, timeout=5)
+    assert close["reason"].startswith("no_frames")
     time.sleep(max(0.0, 12 - (time.monotonic() - outage_at)))
     stack.publishers.append(ClipPublisher(exam_clip, stack.rtsp.publish_url(name)).start())
     wait_until(lambda: _report(stack, session_id).status == "STREAMING", 20, "推流恢复后会话没有回到 STREAMING")
     time.sleep(3)
+    beats.stop()
+    assert beats.acks and all(a["ok"] for a in beats.acks)
 
     ended = stack.post("/api/end_session", {"session_id": session_id})
     assert ended.status_code == 200, ended.text
@@ -89,3 +98,29 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
     again = stack.post("/api/end_session", {"session_id": session_id})
     assert again.status_code == 200 and again.json() == ended.json()
     assert stack.get(f"/api/sessions/{session_id}/report").json() == ended.json()
+
+
+def test_silent_student_session_is_cleaned_up_with_reason(stack: Stack) -> None:
+    session_id = stack.post("/api/create_session", {}).json()["session_id"]
+    student = stack.recorder(ev.NS_DEFAULT)
+    # 错误的心跳得到带原因的 ack，连接不受影响
+    assert student.call(ev.SESSION_HEARTBEAT, {"session_id": "s-unknown"})["ok"] is False
+    bad = student.call(ev.SESSION_HEARTBEAT, {"ts": 1})
+    assert bad["ok"] is False and "session_id" in bad["error"]
+    beats = Heartbeats(student, session_id)
+    beats.start()
+    time.sleep(HEARTBEAT_TIMEOUT_S + 1.0)
+    assert _report(stack, session_id).status == "CREATED"  # 心跳在继续：会话保留
+    beats.stop()
+    stopped_at = time.monotonic()
+    report = wait_until(
+        lambda: (r := _report(stack, session_id)).final and r, HEARTBEAT_TIMEOUT_S + 5, "心跳停止后会话没有被清理"
+    )
+    assert time.monotonic() - stopped_at >= HEARTBEAT_TIMEOUT_S - 1.0
+    assert report.status == "ENDED" and report.end_reason == "heartbeat_timeout"
+    assert [t.state for t in report.transitions] == ["CREATED", "ENDED"]
+    assert report.transitions[-1].reason == "heartbeat_timeout"
+    # 之后的 end_session 幂等地返回同一份报告；已结束会话的心跳被拒绝
+    again = stack.post("/api/end_session", {"session_id": session_id}).json()
+    assert SessionReport.model_validate(again) == report
+    assert student.call(ev.SESSION_HEARTBEAT, {"session_id": session_id})["ok"] is False

@@ -20,8 +20,10 @@ import psutil
 import redis
 import socketio
 
+from shared import events as ev
 from shared.api import StreamJob, WorkerStatus
 from shared.keys import RedisKeys
+from shared.messages import SignalClose
 from shared.settings import Settings
 
 from .analysis.emotion import face_crop
@@ -29,7 +31,7 @@ from .analysis.face import FaceDetections, FaceDetector
 from .consumer import StreamConsumer
 from .coordinator import Coordinator, PeerLoad, plan_claims
 from .emotion_service import EmotionService
-from .events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
+from .events import Emission, build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from .ingest import Frame
 from .publisher import EventPublisher, ReplayBuffer
 from .report_sink import SessionSink
@@ -280,11 +282,16 @@ class WorkerProcess:
         deltas = consumer.take_deltas()
         state = consumer.session_state(time.monotonic())
         reason = "frames_arriving" if state == "STREAMING" else f"no_frames_for_{self.settings.degraded_after_s:g}s"
+        session_id = consumer.job.session_id
         try:
-            self.sink.flush(consumer.job.session_id, deltas, state, reason)
+            changed = self.sink.flush(session_id, deltas, state, reason)
         except redis.RedisError:
             consumer.aggregate.restore(deltas)
             raise
+        if changed and state == "DEGRADED":
+            # 推流中断：通知学生端（会话房间），学生端据此重新发起推流
+            close = SignalClose(session_id=session_id, reason=reason).model_dump()
+            self.publisher.submit([Emission(ev.SIGNAL_CLOSE, close, ev.NS_DEFAULT, ev.session_room(session_id))])
 
     def _claim(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
         owners = self.coordinator.owners(list(desired))

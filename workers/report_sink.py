@@ -32,8 +32,9 @@ if ARGV[1] ~= '' and redis.call('HGET', agg, 'state') ~= ARGV[1] then
   local at_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', agg, 'state', ARGV[1])
   redis.call('RPUSH', trans, cjson.encode({state = ARGV[1], at_ms = at_ms, reason = ARGV[2]}))
+  return 1
 end
-return 1
+return 0
 """
 
 
@@ -42,16 +43,16 @@ class SessionSink:
         self.keys = keys
         self._flush = client.register_script(_FLUSH)
 
-    def flush(self, session_id: str, deltas: Deltas, state: str | None = None, reason: str = "") -> None:
-        """写入一次增量；``state``（STREAMING / DEGRADED）与当前不同时记录一次状态变化。"""
+    def flush(self, session_id: str, deltas: Deltas, state: str | None = None, reason: str = "") -> bool:
+        """写入一次增量；``state``（STREAMING / DEGRADED）与当前不同时记录一次状态变化并返回 True。"""
         if deltas.empty and state is None:
-            return
+            return False
         args: list[str | float] = [state or "", reason, _num(deltas.hr_min), _num(deltas.hr_max), len(deltas.sums)]
         for name, value in deltas.sums.items():
             args += [name, repr(round(value, 4))]
         args += [json.dumps(e, ensure_ascii=False) for e in deltas.episodes]
         keys = [self.keys.aggregate(session_id), self.keys.episodes(session_id), self.keys.transitions(session_id)]
-        self._flush(keys=keys, args=args)
+        return bool(self._flush(keys=keys, args=args))
 
 
 def _num(value: float | None) -> str:
