@@ -24,6 +24,7 @@ from shared.api import (
 )
 from shared.settings import Settings
 
+from .sessions import SessionService
 from .store import Conflict, NotFound, Store
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="后端调用所需的 API Key")
@@ -45,7 +46,12 @@ def require_api_key(
         raise HTTPException(status_code=401, detail="缺少或错误的 X-API-Key", headers={"WWW-Authenticate": "ApiKey"})
 
 
+def get_sessions(request: Request) -> SessionService:
+    return request.app.state.sessions
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 protected = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
@@ -63,13 +69,8 @@ async def create_session(body: CreateSessionRequest, store: StoreDep) -> CreateS
 
 
 @protected.post("/end_session", response_model=SessionReport)
-async def end_session(body: EndSessionRequest, store: StoreDep, settings: SettingsDep) -> SessionReport:
-    return await store.end_session(
-        body.session_id,
-        reason="end_session",
-        stop_wait_s=settings.stop_wait_s,
-        retention_s=settings.report_retention_days * 86400,
-    )
+async def end_session(body: EndSessionRequest, sessions: SessionsDep) -> SessionReport:
+    return await sessions.end(body.session_id, reason="end_session")
 
 
 @protected.get("/sessions/{session_id}/report", response_model=SessionReport)

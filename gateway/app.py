@@ -14,7 +14,9 @@ from shared.keys import RedisKeys
 from shared.settings import Settings
 
 from . import api, pages
+from .mediamtx import MediaMtxApi
 from .reaper import reap_silent_sessions
+from .sessions import SessionService
 from .sockets import StreamNamespace
 from .store import Store, connect
 
@@ -25,6 +27,8 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     keys = RedisKeys(settings.key_prefix)
     client = connect(settings)
     store = Store(client, keys)
+    mediamtx = MediaMtxApi(settings.mediamtx_api_url) if settings.mediamtx_api_url else None
+    sessions = SessionService(store, settings, mediamtx)
 
     manager = socketio.AsyncRedisManager(
         settings.redis_url,
@@ -39,15 +43,18 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        reaper = asyncio.create_task(reap_silent_sessions(store, settings, stop))
+        reaper = asyncio.create_task(reap_silent_sessions(sessions, settings, stop))
         yield
         stop.set()
         await reaper
+        if mediamtx is not None:
+            await mediamtx.aclose()
         await client.aclose()
 
     app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
+    app.state.sessions = sessions
     app.state.sio = sio
     api.install(app)
     pages.install(app)

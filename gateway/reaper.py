@@ -9,25 +9,23 @@ from redis.exceptions import RedisError
 
 from shared.settings import Settings
 
-from .store import NotFound, Store
+from .sessions import SessionService
+from .store import NotFound
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
 
 
-async def reap_silent_sessions(store: Store, settings: Settings, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+async def reap_silent_sessions(
+    sessions: SessionService, settings: Settings, stop: asyncio.Event, interval_s: float = 1.0
+) -> None:
     delay = interval_s
     while not stop.is_set():
         try:
-            for session_id in await store.claim_silent_sessions(settings.heartbeat_timeout_s):
+            for session_id in await sessions.store.claim_silent_sessions(settings.heartbeat_timeout_s):
                 try:
-                    await store.end_session(
-                        session_id,
-                        reason="heartbeat_timeout",
-                        stop_wait_s=settings.stop_wait_s,
-                        retention_s=settings.report_retention_days * 86400,
-                    )
+                    await sessions.end(session_id, reason="heartbeat_timeout")
                     log.info("session %s ended: no heartbeat for %.0fs", session_id, settings.heartbeat_timeout_s)
                 except NotFound:
                     pass

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     gateway_port: int = Field(8000, ge=1, le=65535, description="网关监听端口")
     api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key；为空时网关拒绝启动")
     stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
+    mediamtx_api_url: str | None = Field(
+        None, description="MediaMTX 控制 API 地址（如 http://mediamtx:9997）；设置后结束会话时踢掉该路径的发布端"
+    )
 
     # --- 工作进程与任务租约 ---
     worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")

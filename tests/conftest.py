@@ -89,6 +89,7 @@ class Stack:
     gateway: subprocess.Popen
     workers: subprocess.Popen | None
     rtsp: RtspServer
+    redis: EmbeddedRedis
     env: dict[str, str] = field(default_factory=dict)
     recorders: list[Recorder] = field(default_factory=list)
     publishers: list[ClipPublisher] = field(default_factory=list)
@@ -164,7 +165,9 @@ def _make_stack(
     )
     gateway = start_gateway(env)
     workers = start_workers(env, processes) if processes else None
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp, env=env)
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp, redis=redis_server, env=env
+    )
     try:
         wait_healthy(stack.base_url, gateway, timeout=60, workers=processes)
     except Exception:
@@ -179,12 +182,21 @@ def _teardown(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: EmbeddedRedis, rtsp_server: RtspServer, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """模块级：网关 + 工作进程（进程数取模块变量 WORKER_PROCESSES，默认 2；额外环境变量取 WORKER_ENV）。"""
+def stack(
+    rtsp_server: RtspServer, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """模块级：网关 + 工作进程。模块变量：WORKER_PROCESSES（进程数，默认 2）、WORKER_ENV（额外环境变量）、
+    OWN_REDIS（为 True 时用本模块独占的 Redis，测试可以重启它；否则用会话共享的 Redis）。"""
     processes = getattr(request.module, "WORKER_PROCESSES", 2)
-    s = _make_stack(redis_server, rtsp_server, processes, getattr(request.module, "WORKER_ENV", None))
-    yield s
-    _teardown(s)
+    own = getattr(request.module, "OWN_REDIS", False)
+    redis = EmbeddedRedis(tmp_path_factory.mktemp("redis-own")).start() if own else request.getfixturevalue("redis_server")
+    try:
+        s = _make_stack(redis, rtsp_server, processes, getattr(request.module, "WORKER_ENV", None))
+        yield s
+        _teardown(s)
+    finally:
+        if own:
+            redis.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,40 +6,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
-import pytest
-
 from shared import events as ev
-from workers.devstack.servers import EmbeddedRedis, RtspServer
 
-from .conftest import Clips, Stack, _make_stack, _teardown
+from .conftest import Clips, Stack
 from .helpers import Recorder, wait_until
 
-ENV = {"EMOTION_BACKEND": "none"}  # 只看调度与恢复：省下 TensorFlow 的 CPU
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """本模块独占的 Redis（测试里会重启它）。"""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis-faults")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def fault_stack(own_redis: EmbeddedRedis, rtsp_server: RtspServer) -> Iterator[Stack]:
-    s = _make_stack(own_redis, rtsp_server, 2, ENV)
-    yield s
-    _teardown(s)
-
-
-@pytest.fixture(autouse=True)
-def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "fault_stack" in request.fixturenames:
-        request.getfixturevalue("fault_stack").cleanup()
+WORKER_PROCESSES = 2
+WORKER_ENV = {"EMOTION_BACKEND": "none"}  # 只看调度与恢复：省下 TensorFlow 的 CPU
+OWN_REDIS = True  # 测试里会重启 Redis
 
 
 class OwnershipWatch(threading.Thread):
@@ -82,8 +58,7 @@ def _updates_after(rec: Recorder, session_ids: set[str], since: float) -> set[st
     return {r.data["session_id"] for r in rec.events if r.event == ev.MONITOR_UPDATE and r.at > since} & session_ids
 
 
-def test_killed_worker_streams_resume_within_10s_and_never_have_two_owners(fault_stack: Stack, clips: Clips) -> None:
-    stack = fault_stack
+def test_killed_worker_streams_resume_within_10s_and_never_have_two_owners(stack: Stack, clips: Clips) -> None:
     monitor = stack.recorder(ev.NS_MONITOR)
     sessions = _start(stack, clips, 6)
     wait_until(lambda: len(_updates_after(monitor, set(sessions.values()), 0)) == 6, 40, "6 路流没有全部开始推送")
@@ -115,9 +90,8 @@ def test_killed_worker_streams_resume_within_10s_and_never_have_two_owners(fault
 
 
 def test_redis_restart_keeps_sessions_reports_and_events_resume(
-    fault_stack: Stack, own_redis: EmbeddedRedis, clips: Clips
+    stack: Stack, clips: Clips
 ) -> None:
-    stack = fault_stack
     # 重启前结束一个会话：它的报告必须原样保留
     done = stack.post("/api/create_session", {})
     assert done.status_code == 201
@@ -127,9 +101,9 @@ def test_redis_restart_keeps_sessions_reports_and_events_resume(
     ids = set(sessions.values())
     wait_until(lambda: len(_updates_after(monitor, ids, 0)) == 4, 40, "4 路流没有全部开始推送")
 
-    own_redis.stop()
+    stack.redis.stop()
     time.sleep(1.0)
-    own_redis.start()  # 同一数据目录、同一端口，AOF 重放
+    stack.redis.start()  # 同一数据目录、同一端口，AOF 重放
     restarted_at = time.monotonic()
     wait_until(lambda: _updates_after(monitor, ids, restarted_at + 0.5) == ids, 10, "Redis 重启后 10 秒内事件没有恢复")
     status = stack.status()
@@ -141,9 +115,8 @@ def test_redis_restart_keeps_sessions_reports_and_events_resume(
 
 
 def test_gateway_restart_client_reconnects_and_gets_replay_then_live_without_duplicates(
-    fault_stack: Stack, clips: Clips
+    stack: Stack, clips: Clips
 ) -> None:
-    stack = fault_stack
     (session_id,) = _start(stack, clips, 1).values()
     monitor = stack.recorder(ev.NS_MONITOR, reconnect=True)
     wait_until(lambda: len(monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)) >= 5, 40, "没有实时更新")
@@ -167,8 +140,7 @@ def test_gateway_restart_client_reconnects_and_gets_replay_then_live_without_dup
     assert (newest - oldest).total_seconds() <= 10.5  # 只回放最近 10 秒
 
 
-def test_monitor_client_joining_late_first_gets_last_10s(fault_stack: Stack, clips: Clips) -> None:
-    stack = fault_stack
+def test_monitor_client_joining_late_first_gets_last_10s(stack: Stack, clips: Clips) -> None:
     (session_id,) = _start(stack, clips, 1).values()
     early = stack.recorder(ev.NS_MONITOR)
     wait_until(lambda: len(early.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)) >= 8, 40, "没有实时更新")

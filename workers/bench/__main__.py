@@ -1,6 +1,8 @@
 """可复现的基准，输出 JSON。
 
 ``python -m workers.bench pipeline --streams 4 --seconds 30 --processes 1``
+``python -m workers.bench accuracy``（见 accuracy.py / scenarios.py / costs.py）
+``python -m workers.bench soak --minutes 10``（见 soak.py）
 
 用真实部件（嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关、工作进程、python-socketio 客户端）
 测量：首个 monitor.update 的到达时间、工作进程内延迟（帧解码 -> 发出，payload 的 latency_ms）、
@@ -12,21 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
-import threading
 import time
-import uuid
 from datetime import datetime
-from pathlib import Path
 
-import httpx
 import psutil
-import socketio
 
-from shared import events as ev
-from workers.devstack.servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, python_env
-from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
-from workers.synthetic import face_frames
+from .local import UpdateLog, local_stack
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -48,70 +41,32 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 
 def bench_pipeline(streams: int, seconds: float, processes: int) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    redis_server = EmbeddedRedis(tmp / "redis").start()
-    rtsp = RtspServer().start()
-    clip = encode_clip(tmp / "face.mp4", face_frames(60))
-    port = free_port()
-    api_key = uuid.uuid4().hex
-    env = python_env(
-        REDIS_URL=redis_server.url, API_KEY=api_key, GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(port), LOG_LEVEL="WARNING"
-    )
-    base = f"http://127.0.0.1:{port}"
-    gateway = start_gateway(env)
-    workers = start_workers(env, processes)
-    publishers: list[ClipPublisher] = []
-    client = socketio.Client(reconnection=False)
-    lock = threading.Lock()
-    received: list[tuple[float, float, dict]] = []  # (monotonic, wall, payload)
-
-    def on_update(data: dict) -> None:
-        with lock:
-            received.append((time.monotonic(), time.time(), data))
-
-    try:
-        wait_healthy(base, gateway, timeout=60, workers=processes)
-        client.on(ev.MONITOR_UPDATE, on_update, namespace=ev.NS_MONITOR)
-        client.connect(base, namespaces=[ev.NS_MONITOR], transports=["websocket"])
-        names = [f"exam-{uuid.uuid4()}-user-{i}" for i in range(streams)]
-        for name in names:
-            publishers.append(ClipPublisher(clip, rtsp.publish_url(name)).start())
-        time.sleep(1.0)  # 推流端就绪
-        started: dict[str, float] = {}
-        for name in names:
-            started[name] = time.monotonic()
-            httpx.post(
-                f"{base}/api/rtsp/start",
-                json={"stream_name": name, "rtsp_url": rtsp.read_url(name)},
-                headers={"X-API-Key": api_key},
-                timeout=10,
-            ).raise_for_status()
-        warm_deadline = time.monotonic() + 30
-        while time.monotonic() < warm_deadline:
-            with lock:
-                seen = {d["session_id"] for _, _, d in received}
-            if seen >= set(names):
-                break
-            time.sleep(0.1)
-        with lock:
-            first = {}
-            for at, _, d in received:
+    with local_stack(processes) as stack:
+        log = UpdateLog(stack.base)
+        try:
+            names = stack.publish(streams)
+            started: dict[str, float] = {}
+            for name in names:
+                started[name] = time.monotonic()
+                stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": stack.rtsp.read_url(name)})
+            warm_deadline = time.monotonic() + 30
+            while time.monotonic() < warm_deadline:
+                if {d["session_id"] for _, _, d in log.snapshot()} >= set(names):
+                    break
+                time.sleep(0.1)
+            first: dict[str, float] = {}
+            for at, _, d in log.snapshot():
                 first.setdefault(d["session_id"], at - started[d["session_id"]])
-        worker_pids = [c.pid for c in psutil.Process(workers.pid).children()]
-        cpu0, gw0, t0 = _cpu_seconds(worker_pids), _cpu_seconds([gateway.pid]), time.monotonic()
-        mark = len(received)
-        time.sleep(seconds)
-        cpu1, gw1, t1 = _cpu_seconds(worker_pids), _cpu_seconds([gateway.pid]), time.monotonic()
-        with lock:
-            window = received[mark:]
-        status = httpx.get(f"{base}/api/rtsp/status", headers={"X-API-Key": api_key}, timeout=10).json()
-    finally:
-        client.disconnect() if client.connected else None
-        for pub in publishers:
-            pub.stop()
-        stop_all(workers, gateway)
-        rtsp.stop()
-        redis_server.stop()
+            worker_pids = [c.pid for c in psutil.Process(stack.workers.pid).children()]
+            gateway_pid = stack.gateway.pid
+            cpu0, gw0, t0 = _cpu_seconds(worker_pids), _cpu_seconds([gateway_pid]), time.monotonic()
+            mark = len(log.snapshot())
+            time.sleep(seconds)
+            cpu1, gw1, t1 = _cpu_seconds(worker_pids), _cpu_seconds([gateway_pid]), time.monotonic()
+            window = log.snapshot(mark)
+            status = stack.get("/api/rtsp/status")
+        finally:
+            log.close()
 
     worker_ms = [d["latency_ms"] for _, _, d in window if d["latency_ms"] is not None]
     delivery_ms = [
@@ -158,9 +113,18 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--clip-seconds", type=float, default=20.0)
     a.add_argument("--codecs", default="all", help="逗号分隔的编码设置名（raw, h264_1000k, ...），默认全部")
     a.add_argument("--seeds", type=int, default=3, help="异常场景：每种异常 2×seeds 个场景（静止/运动）")
+    k = sub.add_parser("soak", help="长时间运行：定期 SIGKILL 工作进程，统计空档、内存走势与报告完整性")
+    k.add_argument("--minutes", type=float, default=10.0)
+    k.add_argument("--streams", type=int, default=8)
+    k.add_argument("--processes", type=int, default=2)
+    k.add_argument("--kill-every", type=float, default=120.0, help="每隔多少秒杀一个工作进程")
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         result = bench_pipeline(args.streams, args.seconds, args.processes)
+    elif args.command == "soak":
+        from .soak import bench_soak
+
+        result = bench_soak(args.minutes, args.streams, args.processes, args.kill_every)
     else:
         result = {"benchmark": "accuracy"}
         parts = {p.strip() for p in args.parts.split(",")}

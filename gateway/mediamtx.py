@@ -1,0 +1,58 @@
+"""MediaMTX 控制 API 客户端（v1.20 的 /v3 接口）：结束会话时踢掉该路径上的发布端。"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import quote
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+# 路径发布源类型 -> 踢出接口的集合名（见 MediaMTX v1.20 的 OpenAPI）
+KICK_COLLECTIONS = {
+    "webRTCSession": "webrtcsessions",
+    "rtspSession": "rtspsessions",
+    "rtspsSession": "rtspssessions",
+    "rtmpConn": "rtmpconns",
+    "rtmpsConn": "rtmpsconns",
+    "srtConn": "srtconns",
+}
+
+
+class MediaMtxApi:
+    def __init__(self, base_url: str, timeout_s: float = 3.0, retries: int = 2) -> None:
+        self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self.retries = retries
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def kick_publisher(self, path: str) -> str | None:
+        """踢掉 ``path`` 当前的发布端，返回 ``类型:ID``；没有发布端（或路径不存在）时 None。"""
+        resp = await self._request("GET", f"/v3/paths/get/{quote(path, safe='')}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        source = resp.json().get("source") or {}
+        collection = KICK_COLLECTIONS.get(source.get("type", ""))
+        if collection is None or not source.get("id"):
+            return None
+        resp = await self._request("POST", f"/v3/{collection}/kick/{quote(source['id'], safe='')}")
+        if resp.status_code == 404:
+            return None  # 已经断开
+        resp.raise_for_status()
+        return f"{source['type']}:{source['id']}"
+
+    async def _request(self, method: str, url: str) -> httpx.Response:
+        """网络错误时有限次重试（0.2 s 起指数退避）。"""
+        for attempt in range(self.retries + 1):
+            try:
+                return await self.client.request(method, url)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise
+                log.warning("mediamtx api %s %s failed (%s), retrying", method, url, exc)
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
