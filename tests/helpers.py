@@ -37,7 +37,7 @@ class Recorder:
     def __init__(self, base_url: str, namespace: str, reconnect: bool = False) -> None:
         self.namespace = namespace
         self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.5, reconnection_delay_max=2)
-        self.connects = 0
+        self.connected_at: list[float] = []  # 每次（重新）连接成功的时刻
         self.client.on("connect", self._connected, namespace=namespace)
         self.events: list[Received] = []
         self._lock = threading.Lock()
@@ -47,7 +47,7 @@ class Recorder:
 
     def _connected(self) -> None:
         with self._lock:
-            self.connects += 1
+            self.connected_at.append(time.monotonic())
 
     def _handler(self, name: str) -> Callable[[Any], None]:
         def handle(data: Any) -> None:

@@ -122,11 +122,16 @@ def test_gateway_restart_client_reconnects_and_gets_replay_then_live_without_dup
     wait_until(lambda: len(monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)) >= 5, 40, "没有实时更新")
 
     stack.restart_gateway(signal.SIGKILL)
-    restarted = len(monitor.events)
-    wait_until(lambda: monitor.connects >= 2, 15, "客户端没有重连到重启后的网关")
+    wait_until(lambda: len(monitor.connected_at) >= 2, 15, "客户端没有重连到重启后的网关")
+    reconnected = monitor.connected_at[1]
 
     def after() -> list[dict]:
-        return [r.data for r in monitor.events[restarted:] if r.event == ev.MONITOR_UPDATE and r.data["session_id"] == session_id]
+        # 重连之后收到的事件（回放在连接确认之后才发出）
+        return [
+            r.data
+            for r in monitor.events
+            if r.event == ev.MONITOR_UPDATE and r.data["session_id"] == session_id and r.at >= reconnected
+        ]
 
     wait_until(lambda: sum(not d["replay"] for d in after()) >= 5, 20, "重连后没有实时更新")
     seq = after()
