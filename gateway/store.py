@@ -122,7 +122,8 @@ class Store:
         ttl = max(1, int(retention_s))
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.report(session_id), report.model_dump_json(), ex=ttl)
-        for key in (self.keys.session(session_id), self.keys.aggregate(session_id), self.keys.episodes(session_id), self.keys.transitions(session_id)):
+        k = self.keys
+        for key in (k.session(session_id), k.aggregate(session_id), k.episodes(session_id), k.transitions(session_id)):
             pipe.expire(key, ttl)
         await pipe.execute()
         return report

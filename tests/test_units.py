@@ -16,7 +16,7 @@ from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
 from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
 from workers.analysis.face import Face, FaceDetections, FaceDetector
 from workers.analysis.ppg import PpgResult
-from workers.coordinator import PeerLoad, plan_claims
+from workers.coordinator import PeerLoad, plan_claims, plan_release
 from workers.events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from workers.ingest import Frame, FrameSlot, backoff_delay, fit_size
 from workers.synthetic import empty_frames, face_frames
@@ -51,6 +51,19 @@ def test_plan_claims_converges_to_balanced_assignment() -> None:
             loads[i] += n
             unowned -= n
     assert unowned == 0 and loads[2] <= 2 and max(loads[:2]) - min(loads[:2]) <= 1
+
+
+def test_plan_release_hands_streams_back_after_a_restart() -> None:
+    """被杀进程重启后空着，接管了全部 8 路的进程逐条交还，直到 4 + 4；均衡时不动。"""
+    loads, caps, total = [8, 0], [8, 8], 8
+    for _ in range(10):
+        n = plan_release(loads[0], total, [PeerLoad(loads[1], caps[1])])
+        loads[0] -= n
+        loads[1] += plan_claims(n, loads[1], caps[1], total, [PeerLoad(loads[0], caps[0])])
+    assert loads == [4, 4]
+    assert plan_release(4, 8, [PeerLoad(4, 8)]) == 0 and plan_release(3, 5, [PeerLoad(2, 8)]) == 0
+    assert plan_release(5, 5, []) == 0  # 没有别的进程
+    assert plan_release(6, 8, [PeerLoad(2, 2)]) == 0  # 对方已满
 
 
 def test_stream_names_parse_and_round_trip() -> None:

@@ -45,6 +45,18 @@ def plan_claims(unowned: int, my_load: int, capacity: int, total_desired: int, p
     return max(0, min(room, allowance))
 
 
+def plan_release(my_load: int, total_desired: int, peers: list[PeerLoad]) -> int:
+    """本周期应交出几条流（0 或 1，纯函数）：自己高于平均目标 ceil(总流数 / 进程数)，
+    且有别的进程低于目标并有空位时交出一条（例如进程被杀、重启后，接管了全部流的进程把一半还回去）。
+    一次只交一条，由调用方限速，避免依据过期的对方负载交出过多。"""
+    if not peers:
+        return 0
+    target = math.ceil(total_desired / (len(peers) + 1))
+    if my_load <= target:
+        return 0
+    return 1 if any(p.load < target and p.load < p.capacity for p in peers) else 0
+
+
 class Coordinator:
     """工作进程一侧的 Redis 操作（同步客户端，全部带超时）。"""
 

@@ -29,7 +29,7 @@ from shared.settings import Settings
 from .analysis.emotion import face_crop
 from .analysis.face import FaceDetections, FaceDetector
 from .consumer import StreamConsumer
-from .coordinator import Coordinator, PeerLoad, plan_claims
+from .coordinator import Coordinator, PeerLoad, plan_claims, plan_release
 from .emotion_service import EmotionService
 from .events import Emission, build_emotion_event, build_heart_rate_event, build_monitor_update, route
 from .ingest import Frame
@@ -174,6 +174,9 @@ class AnalysisLoop(threading.Thread):
 
 
 class WorkerProcess:
+    # 两次交出流之间的最短间隔：等对方认领、负载上报更新后再决定下一条
+    REBALANCE_COOLDOWN_S = 2.0
+
     def __init__(self, settings: Settings, worker_id: str | None = None, parent_pid: int | None = None) -> None:
         self.settings = settings
         self.parent_pid = parent_pid
@@ -187,6 +190,7 @@ class WorkerProcess:
         self.coordinator = Coordinator(self.redis, self.keys, self.worker_id, settings.lease_ttl_ms)
         self.sink = SessionSink(self.redis, self.keys)
         self._last_flush = time.monotonic()
+        self._last_release = 0.0
         emitter = socketio.RedisManager(
             settings.redis_url, channel=self.keys.socketio_channel, write_only=True, redis_options=redis_options
         )
@@ -270,6 +274,7 @@ class WorkerProcess:
             log.warning("worker %s: lease on %s lost, stopping it", self.worker_id, name)
             self._drop(name, release=False)
         peers = self.coordinator.heartbeat(self._worker_status(now_ms), now_ms)
+        self._rebalance(desired, peers)
         self._claim(desired, peers)
         self.coordinator.publish_status([c.status(self.worker_id) for c in self.registry.snapshot()])
         if time.monotonic() - self._last_flush >= self.settings.aggregate_flush_s:
@@ -292,6 +297,17 @@ class WorkerProcess:
             # 推流中断：通知学生端（会话房间），学生端据此重新发起推流
             close = SignalClose(session_id=session_id, reason=reason).model_dump()
             self.publisher.submit([Emission(ev.SIGNAL_CLOSE, close, ev.NS_DEFAULT, ev.session_room(session_id))])
+
+    def _rebalance(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
+        """负载明显高于平均且有进程空闲时，交出最近认领的一条流（每 ``REBALANCE_COOLDOWN_S`` 秒至多一条）。"""
+        if time.monotonic() - self._last_release < self.REBALANCE_COOLDOWN_S:
+            return
+        mine = self.registry.names()
+        loads = [PeerLoad(len(p.streams), p.capacity) for p in peers]
+        if mine and plan_release(len(mine), len(desired), loads):
+            self._last_release = time.monotonic()
+            log.info("worker %s: handing %s over to a less loaded worker", self.worker_id, mine[-1])
+            self._drop(mine[-1], release=True)
 
     def _claim(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
         owners = self.coordinator.owners(list(desired))
