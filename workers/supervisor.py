@@ -37,7 +37,9 @@ class Supervisor:
         self.stop_event = threading.Event()
 
     def _spawn(self, slot: _Slot) -> None:
-        slot.proc = subprocess.Popen(self.command)
+        # 每路流一个拉流线程：glibc 默认按线程数开 malloc arena，线程反复创建/结束时 RSS 只涨不落；限制为 2 个
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
+        slot.proc = subprocess.Popen(self.command, env=env)
         slot.started_at = time.monotonic()
         log.info("supervisor: worker slot %d started pid %d", slot.index, slot.proc.pid)
 

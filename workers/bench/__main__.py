@@ -118,13 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     k.add_argument("--streams", type=int, default=8)
     k.add_argument("--processes", type=int, default=2)
     k.add_argument("--kill-every", type=float, default=120.0, help="每隔多少秒杀一个工作进程")
+    k.add_argument("--emotion-backend", default="auto", help="EMOTION_BACKEND（none 可在 CPU 不足时只看调度与恢复）")
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         result = bench_pipeline(args.streams, args.seconds, args.processes)
     elif args.command == "soak":
         from .soak import bench_soak
 
-        result = bench_soak(args.minutes, args.streams, args.processes, args.kill_every)
+        result = bench_soak(args.minutes, args.streams, args.processes, args.kill_every, args.emotion_backend)
     else:
         result = {"benchmark": "accuracy"}
         parts = {p.strip() for p in args.parts.split(",")}

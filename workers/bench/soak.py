@@ -42,8 +42,15 @@ def _memory_summary(samples: dict[int, list[tuple[float, float]]]) -> dict:
     return out
 
 
-def bench_soak(minutes: float, streams: int, processes: int, kill_every_s: float, sample_every_s: float = 10.0) -> dict:
-    with local_stack(processes) as stack:
+def bench_soak(
+    minutes: float,
+    streams: int,
+    processes: int,
+    kill_every_s: float,
+    emotion_backend: str = "auto",
+    sample_every_s: float = 10.0,
+) -> dict:
+    with local_stack(processes, EMOTION_BACKEND=emotion_backend) as stack:
         log = UpdateLog(stack.base)
         try:
             names = stack.publish(streams)
@@ -98,6 +105,7 @@ def bench_soak(minutes: float, streams: int, processes: int, kill_every_s: float
         "minutes": minutes,
         "streams": streams,
         "worker_processes": processes,
+        "emotion_backend": emotion_backend,
         "kills": kills,
         "events_delivered": len(window),
         "events_per_stream_hz": round(len(window) / max(1e-9, minutes * 60) / streams, 2),
