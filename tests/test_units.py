@@ -259,3 +259,29 @@ def test_session_aggregator_weights_by_time_and_survives_failed_flush() -> None:
     assert d.sums["attention_weighted"] / d.sums["attention_s"] == pytest.approx((0.4 + 0 + 1.0) / 2.8)
     assert d.sums["emotion:sad"] == pytest.approx(2.4) and d.sums["reconnects"] == 1
     assert (d.hr_min, d.hr_max) == (70.0, 80.0) and agg.take().empty
+
+
+def test_rate_meter_is_safe_to_read_while_another_thread_marks() -> None:
+    """拉流线程记录、协调线程读取：读取时不能因另一线程追加而抛出（soak 基准中曾因此让工作进程退出）。"""
+    import threading
+
+    from workers.ingest import RateMeter
+
+    meter = RateMeter(window_s=1e9)
+    stop = threading.Event()
+
+    def writer() -> None:
+        t = 0.0
+        while not stop.is_set():
+            t += 1.0
+            meter.mark(t)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for _ in range(20000):
+            meter.rate(1e6)
+    finally:
+        stop.set()
+        thread.join(2)
+    assert meter.rate(1e6) > 0

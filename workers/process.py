@@ -237,6 +237,8 @@ class WorkerProcess:
                 failures += 1
                 log.warning("worker %s: redis error (%s), retry %d", self.worker_id, exc, failures)
                 self._fence()
+            except Exception:  # noqa: BLE001 - 协调循环不能因单次意外退出（否则持有的流都要等租约过期）
+                log.exception("worker %s: coordinator tick failed", self.worker_id)
             delay = interval if failures == 0 else min(5.0, interval * 2**failures)
             self.stop_event.wait(max(0.0, delay - (time.monotonic() - started)))
         self.shutdown()
