@@ -86,7 +86,8 @@ def test_killed_worker_streams_resume_within_10s_and_never_have_two_owners(stack
     watch.stop_event.set()
     watch.join(2)
     assert watch.samples > 10 and watch.double == [], watch.double
-    assert all(s["owner_alive"] for s in stack.status()["streams"])
+    # 重启的进程随后通过再均衡拿回一部分流：交接期间某路可能短暂无主，最终全部由存活进程持有
+    wait_until(lambda: all(s["owner_alive"] for s in stack.status()["streams"]), 20, "有流没有被存活进程持有")
 
 
 def test_redis_restart_keeps_sessions_reports_and_events_resume(
