@@ -112,6 +112,10 @@ class Coordinator:
         raw = self.r.mget([self.keys.worker(i) for i in ids])
         return [WorkerStatus.model_validate_json(v) for v in raw if v is not None]
 
+    def update_status(self, status: WorkerStatus) -> None:
+        """本周期交出/认领了流之后立即刷新自身状态，使 rtsp/status 里的归属不滞后一个周期。"""
+        self.r.set(self.keys.worker(self.worker_id), status.model_dump_json(), px=self.lease_ttl_ms)
+
     def publish_status(self, statuses: list[ConsumerStatus]) -> None:
         if not statuses:
             return

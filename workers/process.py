@@ -276,8 +276,11 @@ class WorkerProcess:
             log.warning("worker %s: lease on %s lost, stopping it", self.worker_id, name)
             self._drop(name, release=False)
         peers = self.coordinator.heartbeat(self._worker_status(now_ms), now_ms)
+        before = self.registry.names()
         self._rebalance(desired, peers)
         self._claim(desired, peers)
+        if self.registry.names() != before:
+            self.coordinator.update_status(self._worker_status(now_ms))
         self.coordinator.publish_status([c.status(self.worker_id) for c in self.registry.snapshot()])
         if time.monotonic() - self._last_flush >= self.settings.aggregate_flush_s:
             self._last_flush = time.monotonic()
