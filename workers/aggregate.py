@@ -32,6 +32,10 @@ class Deltas:
         if value:
             self.sums[name] = self.sums.get(name, 0.0) + value
 
+    def add_hr(self, bpm: float) -> None:
+        self.hr_min = bpm if self.hr_min is None else min(self.hr_min, bpm)
+        self.hr_max = bpm if self.hr_max is None else max(self.hr_max, bpm)
+
     @property
     def empty(self) -> bool:
         return not self.sums and self.hr_min is None and not self.episodes
@@ -86,8 +90,7 @@ class SessionAggregator:
                 d.add("hr_weighted", m.ppg.hr_bpm * step)
                 d.add("hr_quality_weighted", (m.ppg.signal_quality or 0.0) * step)
                 d.add("hr_s", step)
-                d.hr_min = m.ppg.hr_bpm if d.hr_min is None else min(d.hr_min, m.ppg.hr_bpm)
-                d.hr_max = m.ppg.hr_bpm if d.hr_max is None else max(d.hr_max, m.ppg.hr_bpm)
+                d.add_hr(m.ppg.hr_bpm)
 
     def add_episodes(self, episodes: Iterable[Episode]) -> None:
         offset = time.time() - time.monotonic()
@@ -114,6 +117,4 @@ class SessionAggregator:
             self._deltas.episodes[:0] = deltas.episodes
             for value in (deltas.hr_min, deltas.hr_max):
                 if value is not None:
-                    d = self._deltas
-                    d.hr_min = value if d.hr_min is None else min(d.hr_min, value)
-                    d.hr_max = value if d.hr_max is None else max(d.hr_max, value)
+                    self._deltas.add_hr(value)

@@ -166,9 +166,9 @@ class AnalysisLoop(threading.Thread):
         )
         emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
         heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
-        self.publisher.submit(
-            route(job.stream_name, update, emotion, heart), replay=(job.session_id, update.model_dump(mode="json"))
-        )
+        batch = route(job.stream_name, update, emotion, heart)
+        update_data = next(e.data for e in batch if e.event == ev.MONITOR_UPDATE)  # 已序列化：回放缓冲直接复用
+        self.publisher.submit(batch, replay=(job.session_id, update_data))
         consumer.aggregate.add_update(update, emotion.result.dominant_emotion, now)
         consumer.aggregate.add_episodes(tracker.anomalies.pop_finished())
 
