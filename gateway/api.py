@@ -59,8 +59,8 @@ public = APIRouter(prefix="/api")
 
 
 @protected.post("/create_session", response_model=CreateSessionResponse, status_code=201)
-async def create_session(body: CreateSessionRequest, store: StoreDep) -> CreateSessionResponse:
-    info = await store.create_session(body)
+async def create_session(body: CreateSessionRequest, store: StoreDep, settings: SettingsDep) -> CreateSessionResponse:
+    info = await store.create_session(body, settings.publish_token_ttl_s)
     started = False
     if body.rtsp_url:
         await store.start_stream(info.stream_name, body.rtsp_url, info.session_id)

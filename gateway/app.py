@@ -13,12 +13,15 @@ from shared import events as ev
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
-from . import api, pages
+from . import api, media_hooks, pages
 from .mediamtx import MediaMtxApi
+from .paths import PathWatcher
 from .reaper import reap_silent_sessions
 from .sessions import SessionService
-from .sockets import StreamNamespace
+from .signaling import SignalingRelay
+from .sockets import StreamNamespace, StudentNamespace
 from .store import Store, connect
+from .whip import WhipClient
 
 
 def create_app(settings: Settings) -> socketio.ASGIApp:
@@ -28,7 +31,8 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     client = connect(settings)
     store = Store(client, keys)
     mediamtx = MediaMtxApi(settings.mediamtx_api_url) if settings.mediamtx_api_url else None
-    sessions = SessionService(store, settings, mediamtx)
+    whip = WhipClient(settings.mediamtx_whip_url, settings.whip_timeout_s) if settings.mediamtx_whip_url else None
+    relay = SignalingRelay(store, settings, whip)
 
     manager = socketio.AsyncRedisManager(
         settings.redis_url,
@@ -37,25 +41,33 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     )
     # always_connect：连接在 connect 处理函数之前就确认，处理函数里可以先给新客户端发回放
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
-    for namespace in ev.NAMESPACES:
-        sio.register_namespace(StreamNamespace(namespace, store))
+    sio.register_namespace(StudentNamespace(store, relay))
+    sio.register_namespace(StreamNamespace(ev.NS_MONITOR, store))
+    sessions = SessionService(store, settings, relay, sio, mediamtx)
+    paths = PathWatcher(store, settings, mediamtx, sio)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        reaper = asyncio.create_task(reap_silent_sessions(sessions, settings, stop))
+        tasks = [
+            asyncio.create_task(reap_silent_sessions(sessions, settings, stop)),
+            asyncio.create_task(paths.poll_forever(stop)),
+        ]
         yield
         stop.set()
-        await reaper
-        if mediamtx is not None:
-            await mediamtx.aclose()
+        await asyncio.gather(*tasks)
+        for http_client in (mediamtx, whip):
+            if http_client is not None:
+                await http_client.aclose()
         await client.aclose()
 
     app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.sessions = sessions
+    app.state.paths = paths
     app.state.sio = sio
     api.install(app)
+    media_hooks.install(app)
     pages.install(app)
     return socketio.ASGIApp(sio, other_asgi_app=app)

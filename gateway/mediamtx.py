@@ -1,4 +1,4 @@
-"""MediaMTX 控制 API 客户端（v1.20 的 /v3 接口）：结束会话时踢掉该路径上的发布端。"""
+"""MediaMTX 控制 API 客户端（v1.20 的 /v3 接口）：查询路径是否可读、结束会话时踢掉该路径上的发布端。"""
 
 from __future__ import annotations
 
@@ -29,6 +29,27 @@ class MediaMtxApi:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def path_available(self, path: str) -> bool:
+        """该路径当前是否有可读的流（路径不存在即不可读）。"""
+        resp = await self._request("GET", f"/v3/paths/get/{quote(path, safe='')}")
+        if resp.status_code == 404:
+            return False
+        resp.raise_for_status()
+        return _available(resp.json())
+
+    async def available_paths(self) -> set[str]:
+        """全部可读路径（逐页读取 ``/v3/paths/list``）。"""
+        names: set[str] = set()
+        page = 0
+        while True:
+            resp = await self._request("GET", f"/v3/paths/list?itemsPerPage=500&page={page}")
+            resp.raise_for_status()
+            body = resp.json()
+            names.update(item["name"] for item in body.get("items") or [] if _available(item))
+            page += 1
+            if page >= int(body.get("pageCount") or 1):
+                return names
+
     async def kick_publisher(self, path: str) -> str | None:
         """踢掉 ``path`` 当前的发布端，返回 ``类型:ID``；没有发布端（或路径不存在）时 None。"""
         resp = await self._request("GET", f"/v3/paths/get/{quote(path, safe='')}")
@@ -56,3 +77,8 @@ class MediaMtxApi:
                 log.warning("mediamtx api %s %s failed (%s), retrying", method, url, exc)
                 await asyncio.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
+
+
+def _available(item: dict) -> bool:
+    # v1.20 的字段是 available；更早的版本叫 ready
+    return bool(item.get("available", item.get("ready", False)))

@@ -1,4 +1,5 @@
-"""监控页面：``/monitor``（全部会话）、``/monitor/sessions/{session_id}``（单会话）与前端静态资源。
+"""页面：``/monitor``（全部会话）、``/monitor/sessions/{session_id}``（单会话）、``/student-demo``（学生端演示）
+与前端静态资源。
 
 前端依赖（socket.io-client）在安装时由 npm 装到 dashboard/node_modules，运行时不访问 CDN。
 """
@@ -12,7 +13,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
-SOCKET_IO_CLIENT = DASHBOARD_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+SOCKET_IO_DIST = DASHBOARD_DIR / "node_modules" / "socket.io-client" / "dist"
+VENDOR_FILES = ("socket.io.min.js", "socket.io.esm.min.js")
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,11 +30,19 @@ async def monitor_page(session_id: str | None = None) -> FileResponse:
     return FileResponse(DASHBOARD_DIR / "monitor.html", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/vendor/socket.io.min.js")
-async def socket_io_client() -> FileResponse:
-    if not SOCKET_IO_CLIENT.is_file():
+@router.get("/student-demo")
+async def student_demo_page() -> FileResponse:
+    return FileResponse(DASHBOARD_DIR / "student-demo.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/vendor/{name}")
+async def socket_io_client(name: str) -> FileResponse:
+    path = SOCKET_IO_DIST / name
+    if name not in VENDOR_FILES:
+        raise HTTPException(404, f"没有 {name}")
+    if not path.is_file():
         raise HTTPException(503, "缺少 socket.io-client：请运行 make run / make test（会执行 npm install）")
-    return FileResponse(SOCKET_IO_CLIENT, media_type="text/javascript")
+    return FileResponse(path, media_type="text/javascript")
 
 
 def install(app: FastAPI) -> None:

@@ -6,12 +6,19 @@
 客户端事件（带 ack）：
 - ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
 - ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
-- ``session.heartbeat {session_id, ts}`` -> ``{ok}`` 或 ``{ok: false, error}``（学生端每 2 秒一次）
+
+学生端（默认命名空间，连接时 ``auth = {publish_token}``，令牌须属于事件中的会话）：
+- ``signal.offer {session_id, sdp}`` -> 先发 ``signal.answer {session_id, sdp}``，ack ``{ok: true}``；
+  失败时发 ``signal.close {session_id, reason}``，ack ``{ok: false, reason, error}``
+- ``signal.ice {session_id, candidate}`` / ``signal.close {session_id, reason}`` -> ``{ok}`` 或 ``{ok: false, reason, error}``
+- ``session.heartbeat {session_id, ts}`` -> ``{ok}`` 或 ``{ok: false, error}``（每 2 秒一次）
+令牌通过校验后该连接进入会话房间，接收 ``signal.ready`` 与 ``signal.close``。
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -19,8 +26,20 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from shared import events as ev
-from shared.messages import HeartbeatAck, MonitorSubscribe, SessionHeartbeat, SubscribeAck
+from shared.messages import (
+    HeartbeatAck,
+    MonitorSubscribe,
+    SessionHeartbeat,
+    SignalAck,
+    SignalAnswer,
+    SignalClose,
+    SignalCloseRequest,
+    SignalIce,
+    SignalOffer,
+    SubscribeAck,
+)
 
+from .signaling import SignalingError, SignalingRelay
 from .store import NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -86,25 +105,95 @@ class StreamNamespace(socketio.AsyncNamespace):
             await self.enter_room(sid, ev.ALL_ROOM)
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
 
-    async def on_session_heartbeat(self, sid: str, data: Any = None) -> dict:
-        """学生端心跳：记录时间，并让该连接进入会话房间（接收 ``signal.close``）。"""
-        try:
-            beat = SessionHeartbeat.model_validate(data if data is not None else {})
-            await self.store.heartbeat(beat.session_id)
-        except ValidationError as exc:
-            return HeartbeatAck(ok=False, error=_first_error(exc)).model_dump()
-        except NotFound as exc:
-            return HeartbeatAck(ok=False, error=str(exc)).model_dump()
-        await self.enter_room(sid, ev.session_room(beat.session_id))
-        return HeartbeatAck(ok=True).model_dump()
-
     async def trigger_event(self, event: str, *args: Any) -> Any:
         # 事件名含点号，无法写成 on_<event> 方法名：在此映射
-        handler = {
-            ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe,
-            ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe,
-            ev.SESSION_HEARTBEAT: self.on_session_heartbeat,
-        }.get(event)
+        handler = self.handlers().get(event)
         if handler is not None:
             return await handler(*args)
         return await super().trigger_event(event, *args)
+
+    def handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
+        return {ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe, ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe}
+
+
+class StudentNamespace(StreamNamespace):
+    """默认命名空间：监控客户端的订阅之外，还有学生端的信令中继与心跳。"""
+
+    def __init__(self, store: Store, relay: SignalingRelay) -> None:
+        super().__init__(ev.NS_DEFAULT, store)
+        self.relay = relay
+
+    def handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
+        return {
+            **super().handlers(),
+            ev.SIGNAL_OFFER: self.on_signal_offer,
+            ev.SIGNAL_ICE: self.on_signal_ice,
+            ev.SIGNAL_CLOSE: self.on_signal_close,
+            ev.SESSION_HEARTBEAT: self.on_session_heartbeat,
+        }
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        token = auth.get("publish_token") if isinstance(auth, dict) else None
+        await self.save_session(sid, {"publish_token": token if isinstance(token, str) else None})
+        await super().on_connect(sid, environ, auth)
+
+    async def _token(self, sid: str) -> str | None:
+        return (await self.get_session(sid)).get("publish_token")
+
+    async def on_signal_offer(self, sid: str, data: Any = None) -> dict:
+        async def run(req: SignalOffer) -> None:
+            answer = await self.relay.offer(req.session_id, await self._token(sid), req.sdp)
+            await self.enter_room(sid, ev.session_room(req.session_id))
+            await self.emit(ev.SIGNAL_ANSWER, SignalAnswer(session_id=req.session_id, sdp=answer).model_dump(), to=sid)
+
+        return await self._signal(sid, SignalOffer, data, run, notify=True)
+
+    async def on_signal_ice(self, sid: str, data: Any = None) -> dict:
+        async def run(req: SignalIce) -> None:
+            await self.relay.ice(req.session_id, await self._token(sid), req.candidate)
+
+        return await self._signal(sid, SignalIce, data, run)
+
+    async def on_signal_close(self, sid: str, data: Any = None) -> dict:
+        async def run(req: SignalCloseRequest) -> None:
+            await self.relay.close(req.session_id, await self._token(sid))
+            log.info("session %s: student closed the media session (%s)", req.session_id, req.reason or "no reason")
+
+        return await self._signal(sid, SignalCloseRequest, data, run)
+
+    async def on_session_heartbeat(self, sid: str, data: Any = None) -> dict:
+        """学生端心跳：令牌须属于该会话；记录时间，并让该连接进入会话房间。"""
+        try:
+            beat = SessionHeartbeat.model_validate(data if data is not None else {})
+            await self.relay.authorize(beat.session_id, await self._token(sid))
+            await self.store.heartbeat(beat.session_id)
+        except ValidationError as exc:
+            return HeartbeatAck(ok=False, error=_first_error(exc)).model_dump()
+        except SignalingError as exc:
+            return HeartbeatAck(ok=False, error=f"{exc.reason}: {exc.detail}").model_dump()
+        except NotFound as exc:
+            return HeartbeatAck(ok=False, error=str(exc)).model_dump()
+        except RedisError as exc:
+            return HeartbeatAck(ok=False, error=f"server_unavailable: {exc}").model_dump()
+        await self.enter_room(sid, ev.session_room(beat.session_id))
+        return HeartbeatAck(ok=True).model_dump()
+
+    async def _signal(
+        self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]], notify: bool = False
+    ) -> dict:
+        """校验载荷并执行；任何失败都变成带原因的 ack（``notify`` 时另发 ``signal.close``），不让客户端空等。"""
+        try:
+            req = model.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            return SignalAck(ok=False, reason="bad_request", error=_first_error(exc)).model_dump()
+        try:
+            await run(req)
+        except SignalingError as exc:
+            log.info("%s for session %s refused: %s (%s)", model.__name__, req.session_id, exc.reason, exc.detail)
+            if notify:
+                close = SignalClose(session_id=req.session_id, reason=exc.reason).model_dump()
+                await self.emit(ev.SIGNAL_CLOSE, close, to=sid)
+            return SignalAck(ok=False, reason=exc.reason, error=exc.detail).model_dump()
+        except RedisError as exc:
+            return SignalAck(ok=False, reason="server_unavailable", error=str(exc)).model_dump()
+        return SignalAck(ok=True).model_dump()

@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from shared.api import (
     ConsumerStatus,
@@ -21,6 +22,7 @@ from shared.api import (
     SessionInfo,
     SessionReport,
     StreamJob,
+    WhipResource,
     WorkerStatus,
 )
 from shared.keys import REPLAY_WINDOW_S, RedisKeys
@@ -57,8 +59,9 @@ class Store:
         self.keys = keys
 
     # ---------------- 会话 ----------------
-    async def create_session(self, req: CreateSessionRequest) -> SessionInfo:
+    async def create_session(self, req: CreateSessionRequest, token_ttl_s: float) -> SessionInfo:
         session_id = new_session_id()
+        now = time.time()
         if req.stream_name:
             stream_name = req.stream_name
         elif req.exam_id and req.student_id:
@@ -71,8 +74,9 @@ class Store:
             exam_id=req.exam_id,
             student_id=req.student_id,
             publish_token=secrets.token_urlsafe(24),
+            publish_token_expires_at=iso_utc(now + token_ttl_s),
             status="CREATED",
-            created_at=iso_utc(time.time()),
+            created_at=iso_utc(now),
             rtsp_url=req.rtsp_url,
         )
         # 同一流名同时只能属于一个未结束的会话
@@ -128,6 +132,42 @@ class Store:
         await pipe.execute()
         return report
 
+    async def session_for_path(self, path: str) -> SessionInfo | None:
+        """MediaMTX 路径（即流名）显式绑定的会话。"""
+        bound = await self.r.get(self.keys.stream_session(path))
+        return await self.get_session(bound.decode()) if bound else None
+
+    async def mark_active(self, session_id: str) -> None:
+        """信令完成：CREATED -> ACTIVE（已是其他状态则不变）。与 end_session 并发时以结束为准（WATCH）。"""
+        key = self.keys.session(session_id)
+        async with self.r.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                info = SessionInfo.model_validate_json(raw) if raw else None
+                if info is None or info.status != "CREATED":
+                    return
+                pipe.multi()
+                pipe.set(key, info.model_copy(update={"status": "ACTIVE"}).model_dump_json())
+                pipe.rpush(self.keys.transitions(session_id), _transition("ACTIVE", "signalling_done"))
+                await pipe.execute()
+            except WatchError:
+                pass  # 会话同时被修改（结束）：不再标为 ACTIVE
+
+    # ---------------- WHIP 资源（信令中继） ----------------
+    async def set_whip(self, session_id: str, resource: WhipResource) -> WhipResource | None:
+        """记录会话当前的 WHIP 资源，返回被替换的旧资源（学生端重新发起推流时由调用方结束它）。"""
+        old = await self.r.getset(self.keys.whip(session_id), resource.model_dump_json())
+        return WhipResource.model_validate_json(old) if old else None
+
+    async def whip(self, session_id: str) -> WhipResource | None:
+        raw = await self.r.get(self.keys.whip(session_id))
+        return WhipResource.model_validate_json(raw) if raw else None
+
+    async def pop_whip(self, session_id: str) -> WhipResource | None:
+        raw = await self.r.getdel(self.keys.whip(session_id))
+        return WhipResource.model_validate_json(raw) if raw else None
+
     async def heartbeat(self, session_id: str) -> None:
         """记录学生端心跳；会话不存在或已结束时 NotFound。"""
         info = await self.get_session(session_id)
@@ -173,8 +213,7 @@ class Store:
 
     async def live_sessions(self) -> list[str]:
         """正在消费的流所属的会话。"""
-        raw = await self.r.hvals(self.keys.streams)
-        return sorted({StreamJob.model_validate_json(v).session_id for v in raw})
+        return sorted({job.session_id for job in await self.stream_jobs()})
 
     async def resolve_session(self, stream_name: str) -> str:
         """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""
@@ -210,6 +249,13 @@ class Store:
             raise Conflict(f"流 {stream_name} 已在消费 {existing.rtsp_url}；请先 rtsp/stop")
         return existing, False
 
+    async def stream_job(self, stream_name: str) -> StreamJob | None:
+        raw = await self.r.hget(self.keys.streams, stream_name)
+        return StreamJob.model_validate_json(raw) if raw else None
+
+    async def stream_jobs(self) -> list[StreamJob]:
+        return [StreamJob.model_validate_json(v) for v in await self.r.hvals(self.keys.streams)]
+
     async def stop_stream(self, stream_name: str, wait_s: float) -> RtspStopResponse:
         owner_raw = await self.r.get(self.keys.lease(stream_name))
         removed = await self.r.hdel(self.keys.streams, stream_name)
@@ -226,8 +272,7 @@ class Store:
     async def status(self) -> RtspStatusResponse:
         workers = await self._workers()
         alive = {w.worker_id for w in workers}
-        raw_jobs = await self.r.hgetall(self.keys.streams)
-        jobs = sorted((StreamJob.model_validate_json(v) for v in raw_jobs.values()), key=lambda j: j.stream_name)
+        jobs = sorted(await self.stream_jobs(), key=lambda j: j.stream_name)
         streams: list[ConsumerStatus] = []
         if jobs:
             names = [j.stream_name for j in jobs]

@@ -69,12 +69,29 @@ class SessionInfo(BaseModel):
     stream_name: str
     exam_id: str | None = None
     student_id: str | None = None
-    publish_token: str
+    publish_token: str = Field(description="推流令牌：学生端放在 Socket.IO auth 中；只对本会话的流路径有效")
+    publish_token_expires_at: str | None = Field(None, description="推流令牌过期时间（ISO-8601 UTC）；会话结束时立即失效")
     status: SessionStatus
     created_at: str
     ended_at: str | None = None
     end_reason: str | None = None
     rtsp_url: str | None = None
+
+
+class OfferSummary(BaseModel):
+    """学生端 offer 中中继需要的信息：各媒体段的类型与 mid（按出现顺序）、ICE 凭据。"""
+
+    kinds: list[str]
+    mids: list[str]
+    ice_ufrag: str
+    ice_pwd: str
+
+
+class WhipResource(BaseModel):
+    """网关代学生端建立的 WHIP 会话（Redis 中按会话保存，任一网关都能补充候选或结束它）。"""
+
+    location: str
+    offer: OfferSummary
 
 
 class CreateSessionResponse(SessionInfo):
@@ -218,3 +235,42 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     redis: bool
     workers_alive: int
+
+
+# ---------------- MediaMTX 回调 ----------------
+
+
+class MediaMtxAuthRequest(BaseModel):
+    """MediaMTX ``authMethod: http`` 发来的鉴权请求（v1.20 的字段）。任何 2xx 表示允许。"""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ip: str | None = None
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    action: str = Field(description="publish / read / playback / api / metrics / pprof")
+    path: str | None = None
+    protocol: str | None = None
+    id: str | None = None
+    query: str | None = None
+    userAgent: str | None = None  # noqa: N815 - MediaMTX 的字段名
+
+
+class MediaMtxAuthResponse(BaseModel):
+    allowed: bool
+    reason: str | None = None
+
+
+class PathHookRequest(_Request):
+    """MediaMTX 的 runOnReady / runOnNotReady 钩子通知：某路径变为可读 / 不可读。"""
+
+    path: StreamName
+    event: Literal["available", "unavailable"]
+
+
+class PathHookResponse(BaseModel):
+    path: str
+    available: bool = Field(description="网关核实后的可读状态（配置了 MEDIAMTX_API_URL 时以 MediaMTX API 为准）")
+    action: Literal["started", "stopped", "none"] = Field(description="本次通知引起的动作；重复通知为 none")
+    session_id: str | None = None

@@ -22,7 +22,7 @@ def stream_room(stream_name: str) -> str:
 
 
 def session_room(session_id: str) -> str:
-    """学生端连接（发过心跳）所在的房间：``signal.close`` 发往这里。"""
+    """学生端连接（令牌通过校验的 offer 或心跳之后）所在的房间：``signal.ready`` / ``signal.close`` 发往这里。"""
     return f"session:{session_id}"
 
 
@@ -35,8 +35,13 @@ HEART_RATE_RESULT = "heart_rate_result"
 RTSP_HEART_RATE_ANALYSIS = "rtsp_heart_rate_analysis"
 STUDENT_HEART_RATE = "student.heart_rate"
 SIGNAL_CLOSE = "signal.close"
+SIGNAL_ANSWER = "signal.answer"
+SIGNAL_READY = "signal.ready"
 
 # 客户端 -> 服务端
 MONITOR_SUBSCRIBE = "monitor.subscribe"
 MONITOR_UNSUBSCRIBE = "monitor.unsubscribe"
 SESSION_HEARTBEAT = "session.heartbeat"
+SIGNAL_OFFER = "signal.offer"
+SIGNAL_ICE = "signal.ice"
+# signal.close 双向：学生端发来表示结束本次推流

@@ -167,3 +167,61 @@ class SignalClose(BaseModel):
 
     session_id: str
     reason: str
+
+
+# ---------------- 信令（学生端 <-> 网关 <-> MediaMTX WHIP） ----------------
+
+
+class SignalOffer(BaseModel):
+    """``signal.offer``：学生端的 SDP offer；推流令牌放在连接的 Socket.IO ``auth.publish_token`` 中。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+    sdp: str = Field(min_length=1, max_length=262144)
+
+
+class IceCandidate(BaseModel):
+    """浏览器 ``RTCIceCandidate.toJSON()`` 的形状。"""
+
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: str = Field(max_length=1024)
+    sdpMid: str | None = None  # noqa: N815 - 浏览器的字段名
+    sdpMLineIndex: int | None = None  # noqa: N815
+    usernameFragment: str | None = None  # noqa: N815
+
+
+class SignalIce(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+    candidate: IceCandidate
+
+
+class SignalCloseRequest(BaseModel):
+    """学生端发来的 ``signal.close``：结束本次推流（交卷、离开页面）。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+    reason: str | None = Field(None, max_length=64)
+
+
+class SignalAnswer(BaseModel):
+    session_id: str
+    sdp: str
+
+
+class SignalReady(BaseModel):
+    """``signal.ready``：流已到达 MediaMTX、可被读取，分析开始。"""
+
+    session_id: str
+
+
+class SignalAck(BaseModel):
+    """信令事件的 ack。失败时 ``reason`` 与随后的 ``signal.close`` 原因相同。"""
+
+    ok: bool
+    reason: str | None = None
+    error: str | None = None

@@ -26,8 +26,24 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key；为空时网关拒绝启动")
     stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
     mediamtx_api_url: str | None = Field(
-        None, description="MediaMTX 控制 API 地址（如 http://mediamtx:9997）；设置后结束会话时踢掉该路径的发布端"
+        None,
+        description="MediaMTX 控制 API 地址（如 http://mediamtx:9997）；设置后结束会话时踢掉该路径的发布端，"
+        "并每 MEDIAMTX_POLL_S 秒查询哪些路径可读，据此启动/停止分析",
     )
+    mediamtx_whip_url: str | None = Field(
+        None, description="MediaMTX 的 WebRTC 地址（如 http://mediamtx:8889）；信令中继向 <地址>/<流名>/whip 发起 WHIP"
+    )
+    mediamtx_rtsp_url: str = Field(
+        "rtsp://127.0.0.1:8554", description="工作进程读取 MediaMTX 的 RTSP 地址前缀；路径可读时按 <前缀>/<流名> 启动分析"
+    )
+    mediamtx_read_user: str = Field("", description="工作进程读取 MediaMTX 时使用的用户名（鉴权接口只允许它读取）")
+    mediamtx_read_password: str = Field("", description="工作进程读取 MediaMTX 时使用的密码")
+    mediamtx_poll_s: float = Field(2.0, gt=0, description="查询 MediaMTX 路径可用性的周期（补充 runOnReady 钩子）")
+    publish_token_ttl_s: float = Field(
+        4 * 3600.0, gt=0, description="create_session 返回的推流令牌有效期（秒）；会话结束时立即失效"
+    )
+    whip_timeout_s: float = Field(8.0, gt=0, description="网关向 MediaMTX 发 WHIP 请求的超时")
+    offer_max_bytes: int = Field(32768, ge=1024, description="signal.offer 中 SDP 的最大字节数")
 
     # --- 工作进程与任务租约 ---
     worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
 
 # MediaMTX 路径允许的字符的安全子集；同时用作 Socket.IO 房间名的一部分。
 STREAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
@@ -46,3 +47,13 @@ def make_stream_name(exam_id: str, student_id: str) -> str:
 
 def new_session_id() -> str:
     return f"s-{uuid.uuid4()}"
+
+
+def reader_url(url: str, mediamtx_rtsp_url: str, user: str, password: str) -> str:
+    """工作进程实际打开的地址：指向本系统 MediaMTX（与 ``mediamtx_rtsp_url`` 同主机同端口）且没有自带账号时
+    加上读取账号；其他来源（后端用 rtsp/start 指定的外部流）原样返回，账号不会发给第三方。"""
+    parts, ours = urlsplit(url), urlsplit(mediamtx_rtsp_url)
+    if not user or parts.username or (parts.hostname, parts.port) != (ours.hostname, ours.port):
+        return url
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))

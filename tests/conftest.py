@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from shared import events as ev
 from workers.devstack.servers import (
     ClipPublisher,
     EmbeddedRedis,
@@ -119,8 +120,8 @@ class Stack:
         self.gateway = start_gateway(self.env)
         wait_healthy(self.base_url, self.gateway, timeout=60)
 
-    def recorder(self, namespace: str, reconnect: bool = False) -> Recorder:
-        rec = Recorder(self.base_url, namespace, reconnect=reconnect)
+    def recorder(self, namespace: str, reconnect: bool = False, auth: dict | None = None) -> Recorder:
+        rec = Recorder(self.base_url, namespace, reconnect=reconnect, auth=auth)
         self.recorders.append(rec)
         return rec
 
@@ -130,6 +131,10 @@ class Stack:
         pub = ClipPublisher(clip, self.rtsp.publish_url(name)).start()
         self.publishers.append(pub)
         return name, pub
+
+    def student(self, session: dict) -> Recorder:
+        """学生页的 Socket.IO 连接：auth 中带该会话的推流令牌。"""
+        return self.recorder(ev.NS_DEFAULT, auth={"publish_token": session["publish_token"]})
 
     def start_stream(self, name: str, **extra: str) -> dict:
         resp = self.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": self.rtsp.read_url(name), **extra})
@@ -185,13 +190,17 @@ def _teardown(stack: Stack) -> None:
 def stack(
     rtsp_server: RtspServer, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """模块级：网关 + 工作进程。模块变量：WORKER_PROCESSES（进程数，默认 2）、WORKER_ENV（额外环境变量）、
+    """模块级：网关 + 工作进程。模块变量：WORKER_PROCESSES（进程数，默认 2）、WORKER_ENV（额外环境变量，
+    或以 RTSP 服务器为参数返回它的函数）、
     OWN_REDIS（为 True 时用本模块独占的 Redis，测试可以重启它；否则用会话共享的 Redis）。"""
     processes = getattr(request.module, "WORKER_PROCESSES", 2)
     own = getattr(request.module, "OWN_REDIS", False)
     redis = EmbeddedRedis(tmp_path_factory.mktemp("redis-own")).start() if own else request.getfixturevalue("redis_server")
     try:
-        s = _make_stack(redis, rtsp_server, processes, getattr(request.module, "WORKER_ENV", None))
+        env = getattr(request.module, "WORKER_ENV", None)
+        if callable(env):  # 依赖 RTSP 服务器端口的配置：WORKER_ENV(rtsp_server) -> dict
+            env = env(rtsp_server)
+        s = _make_stack(redis, rtsp_server, processes, env)
         yield s
         _teardown(s)
     finally:

@@ -21,6 +21,8 @@ RECORDED_EVENTS = (
     ev.RTSP_HEART_RATE_ANALYSIS,
     ev.STUDENT_HEART_RATE,
     ev.SIGNAL_CLOSE,
+    ev.SIGNAL_ANSWER,
+    ev.SIGNAL_READY,
 )
 
 
@@ -34,7 +36,7 @@ class Received:
 class Recorder:
     """连接到一个命名空间的 python-socketio 客户端（websocket 传输），记录收到的事件。"""
 
-    def __init__(self, base_url: str, namespace: str, reconnect: bool = False) -> None:
+    def __init__(self, base_url: str, namespace: str, reconnect: bool = False, auth: dict | None = None) -> None:
         self.namespace = namespace
         self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.5, reconnection_delay_max=2)
         self.connected_at: list[float] = []  # 每次（重新）连接成功的时刻
@@ -43,7 +45,7 @@ class Recorder:
         self._lock = threading.Lock()
         for name in RECORDED_EVENTS:
             self.client.on(name, self._handler(name), namespace=namespace)
-        self.client.connect(base_url, namespaces=[namespace], transports=["websocket"], wait_timeout=10)
+        self.client.connect(base_url, namespaces=[namespace], transports=["websocket"], wait_timeout=10, auth=auth)
 
     def _connected(self) -> None:
         with self._lock:

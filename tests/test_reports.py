@@ -54,7 +54,7 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
     assert created.status_code == 201, created.text
     session_id = created.json()["session_id"]
     stack.streams.append(name)
-    student = stack.recorder(ev.NS_DEFAULT)  # 学生页：心跳并接收 signal.close
+    student = stack.student(created.json())  # 学生页：心跳并接收 signal.close
     beats = Heartbeats(student, session_id)
     beats.start()
 
@@ -101,12 +101,16 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
 
 
 def test_silent_student_session_is_cleaned_up_with_reason(stack: Stack) -> None:
-    session_id = stack.post("/api/create_session", {}).json()["session_id"]
-    student = stack.recorder(ev.NS_DEFAULT)
-    # 错误的心跳得到带原因的 ack，连接不受影响
+    session = stack.post("/api/create_session", {}).json()
+    session_id = session["session_id"]
+    student = stack.student(session)
+    # 错误的心跳得到带原因的 ack，连接不受影响；别人的令牌不能为本会话续命
     assert student.call(ev.SESSION_HEARTBEAT, {"session_id": "s-unknown"})["ok"] is False
     bad = student.call(ev.SESSION_HEARTBEAT, {"ts": 1})
     assert bad["ok"] is False and "session_id" in bad["error"]
+    stranger = stack.recorder(ev.NS_DEFAULT, auth={"publish_token": "not-the-token"})
+    refused = stranger.call(ev.SESSION_HEARTBEAT, {"session_id": session_id})
+    assert refused["ok"] is False and refused["error"].startswith("invalid_token")
     beats = Heartbeats(student, session_id)
     beats.start()
     time.sleep(HEARTBEAT_TIMEOUT_S + 1.0)

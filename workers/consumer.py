@@ -8,6 +8,7 @@ import time
 from shared.api import ConsumerStatus, StreamJob
 from shared.messages import iso_utc
 from shared.settings import Settings
+from shared.streams import reader_url
 
 from .aggregate import Deltas, SessionAggregator
 from .analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
@@ -40,7 +41,9 @@ class StreamConsumer:
         )
         self.ingest = RtspIngest(
             stream_name=job.stream_name,
-            url=job.rtsp_url,
+            url=reader_url(
+                job.rtsp_url, settings.mediamtx_rtsp_url, settings.mediamtx_read_user, settings.mediamtx_read_password
+            ),
             settings=settings,
             slot=self.slot,
             sample_interval_s=1.0 / settings.analysis_fps,

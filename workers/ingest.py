@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -115,6 +116,7 @@ class RtspIngest(threading.Thread):
         super().__init__(name=f"ingest-{stream_name}", daemon=True)
         self.stream_name = stream_name
         self.url = url
+        self._password = urlsplit(url).password
         self.settings = settings
         self.slot = slot
         self.sample_interval_s = sample_interval_s
@@ -136,6 +138,10 @@ class RtspIngest(threading.Thread):
         self.fps_meter = RateMeter()
         self._had_session = False
         self._last_offer = 0.0
+
+    def _redact(self, text: str) -> str:
+        """错误信息会进入状态接口与日志：去掉地址里的读取密码。"""
+        return text.replace(self._password, "***") if self._password else text
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -171,7 +177,7 @@ class RtspIngest(threading.Thread):
                     timeout=(self.settings.rtsp_open_timeout_s, self.settings.rtsp_read_timeout_s),
                 )
             except (av.FFmpegError, OSError) as exc:
-                self.last_error = f"open via {transport}: {exc}"
+                self.last_error = self._redact(f"open via {transport}: {exc}")
                 log.debug("stream %s: %s", self.stream_name, self.last_error)
                 continue
             try:
@@ -223,7 +229,7 @@ class RtspIngest(threading.Thread):
                         log.info("stream %s: streaming via %s", self.stream_name, transport)
                     self._handle(frame, size)
         except (av.FFmpegError, OSError) as exc:
-            self.last_error = f"read via {transport}: {exc}"
+            self.last_error = self._redact(f"read via {transport}: {exc}")
         else:
             if not self.stop_event.is_set():
                 self.last_error = "stream ended"

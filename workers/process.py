@@ -346,6 +346,8 @@ class WorkerProcess:
             except redis.RedisError as exc:
                 log.warning("worker %s: final aggregate of %s not written: %s", self.worker_id, name, exc)
         if release:
+            # 先刷新自身状态再释放：等待释放的 rtsp/stop 返回后，rtsp/status 里已没有这条流
+            self.coordinator.update_status(self._worker_status(self.coordinator.server_time_ms()))
             self.coordinator.release(name)
 
     def _fence(self) -> None:
