@@ -40,7 +40,12 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         redis_options={"socket_connect_timeout": settings.redis_timeout_s},
     )
     # always_connect：连接在 connect 处理函数之前就确认，处理函数里可以先给新客户端发回放
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=manager,
+        always_connect=True,
+        cors_allowed_origins=settings.cors_origins or None,  # None：只允许同源
+    )
     sio.register_namespace(StudentNamespace(store, relay))
     sio.register_namespace(StreamNamespace(ev.NS_MONITOR, store))
     sessions = SessionService(store, settings, relay, sio, mediamtx)

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # --- 网关 ---
     gateway_host: str = Field("0.0.0.0", description="网关监听地址")
     gateway_port: int = Field(8000, ge=1, le=65535, description="网关监听端口")
+    cors_allowed_origins: str = Field(
+        "", description="允许跨域连接 Socket.IO 的来源（逗号分隔，如考试系统的 https://exam.school.lan）；空为仅同源"
+    )
     api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key；为空时网关拒绝启动")
     stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
     mediamtx_api_url: str | None = Field(
@@ -131,6 +134,10 @@ class Settings(BaseSettings):
             if float(seconds) < 0:
                 raise ValueError(f"ANOMALY_ONSET_S 中 {code} 的时长不能为负")
         return value
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allowed_origins.split(",") if o.strip()]
 
     @property
     def transports(self) -> list[str]:

@@ -53,6 +53,15 @@ def test_every_mediamtx_key_exists_in_v1_20_defaults() -> None:
         assert set(user) <= item_keys
         for perm in user["permissions"]:
             assert set(perm) <= permission_keys
+    for perm in ours.get("authHTTPExclude", []):
+        assert set(perm) <= permission_keys
+    # 局域网部署的要求：网关鉴权、只有 host 候选、单个 UDP 端口、读取端 RTSP over TCP、API 与指标开启
+    assert ours["authMethod"] == "http" and ours["authHTTPAddress"].endswith("/api/mediamtx/auth")
+    assert ours["webrtcICEServers2"] == [] and ours["webrtcIPsFromInterfaces"] is False
+    assert ours["webrtcLocalUDPAddress"] == ":8189" and ours["rtspTransports"] == ["tcp"]
+    assert ours["api"] is True and ours["metrics"] is True
+    hooks = ours["pathDefaults"]
+    assert "event=available" in hooks["runOnAvailable"] and "event=unavailable" in hooks["runOnUnavailable"]
     assert ours["webrtcICEServers2"] == [] and ours["webrtcIPsFromInterfaces"] is False
 
 
