@@ -8,7 +8,8 @@
   ``Location: /{path}/whip/{secret}``、``ETag``。收到的音视频帧按会话计数。
 - ``PATCH /{path}/whip/{secret}``：trickle ICE（RFC 8840 片段），204；未知会话 404。
 - ``DELETE /{path}/whip/{secret}``：关闭连接，200；未知会话 404。
-- 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）。
+- 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）、
+  ``POST /_standin/drop``（服务端关闭某路径的连接，模拟媒体故障）。
 
 命令行：``python -m tests.standins.whip_server --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]``。
 测试代码可直接用本文件里的 :class:`WhipStandin` 启停子进程。
@@ -120,6 +121,14 @@ def create_app(auth_url: str | None = None, mode: str = "ok"):
             return Response("bad mode", status_code=400)
         state["mode"] = new
         return {"mode": new}
+
+    @app.post("/_standin/drop")
+    async def drop(request: Request):
+        """模拟媒体故障：服务端关闭该路径上仍在进行的连接（不算 DELETE）。"""
+        path = (await request.json()).get("path")
+        live = [x for x in sessions.values() if x.path == path and not (x.deleted or x.closing)]
+        await asyncio.gather(*(x.close() for x in live), return_exceptions=True)
+        return {"dropped": len(live)}
 
     @app.post("/{path:path}/whip")
     async def whip_post(path: str, request: Request):
@@ -243,6 +252,9 @@ class WhipStandin:
 
     def set_mode(self, mode: str) -> None:
         httpx.post(f"{self.url}/_standin/mode", json={"mode": mode}, timeout=5).raise_for_status()
+
+    def drop(self, path: str) -> int:
+        return httpx.post(f"{self.url}/_standin/drop", json={"path": path}, timeout=5).json()["dropped"]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
