@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from gateway.sdp import OfferRejected, ice_fragment, parse_offer
 from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
 from shared.settings import Settings
-from shared.streams import make_stream_name, parse_stream_name
+from shared.streams import make_stream_name, parse_stream_name, reader_url
 from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
 from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
 from workers.analysis.face import Face, FaceDetections, FaceDetector
@@ -285,3 +286,36 @@ def test_rate_meter_is_safe_to_read_while_another_thread_marks() -> None:
         stop.set()
         thread.join(2)
     assert meter.rate(1e6) > 0
+
+
+CHROME_LIKE_OFFER = "\r\n".join(
+    [
+        "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE v1 a1",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:v1", "a=ice-ufrag:uf1", "a=ice-pwd:pw1", "a=sendonly",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:a1", "a=ice-ufrag:uf1", "a=ice-pwd:pw1", "a=sendonly", "",
+    ]
+)  # fmt: skip
+
+
+def test_trickle_fragment_uses_the_numeric_mid_media_mtx_expects() -> None:
+    offer = parse_offer(CHROME_LIKE_OFFER, max_bytes=4096)
+    assert offer.kinds == ["video", "audio"] and offer.mids == ["v1", "a1"] and offer.ice_ufrag == "uf1"
+    frag = ice_fragment(offer, "candidate:1 1 udp 2122260223 192.168.1.5 54321 typ host", "a1", None)
+    assert frag.splitlines() == [
+        "a=ice-ufrag:uf1", "a=ice-pwd:pw1", "m=audio 9 UDP/TLS/RTP/SAVPF 0", "a=mid:1",
+        "a=candidate:1 1 udp 2122260223 192.168.1.5 54321 typ host",
+    ]  # fmt: skip
+    # 没有 sdpMid 时按 m 行序号；未知的段、多行注入都被拒绝
+    assert "a=mid:0" in ice_fragment(offer, "a=candidate:2 1 udp 1 10.0.0.2 9 typ host", None, 0)
+    with pytest.raises(OfferRejected):
+        ice_fragment(offer, "candidate:1 1 udp 1 10.0.0.2 9 typ host", "x9", 5)
+    with pytest.raises(OfferRejected):
+        ice_fragment(offer, "candidate:1 1 udp 1 10.0.0.2 9 typ host\r\na=ice-pwd:evil", "v1", 0)
+
+
+def test_reader_credentials_only_go_to_our_media_server() -> None:
+    ours = "rtsp://mediamtx:8554"
+    assert reader_url("rtsp://mediamtx:8554/exam-a-user-1", ours, "r", "p@ss") == "rtsp://r:p%40ss@mediamtx:8554/exam-a-user-1"
+    assert reader_url("rtsp://camera.lan:8554/x", ours, "r", "p") == "rtsp://camera.lan:8554/x"
+    assert reader_url("rtsp://u:v@mediamtx:8554/x", ours, "r", "p") == "rtsp://u:v@mediamtx:8554/x"
+    assert reader_url("rtsp://mediamtx:8554/x", ours, "", "") == "rtsp://mediamtx:8554/x"
