@@ -16,7 +16,6 @@ import logging
 
 import httpx
 import socketio
-from redis.exceptions import RedisError
 
 from shared import events as ev
 from shared.api import PathHookResponse
@@ -24,11 +23,10 @@ from shared.messages import SignalReady
 from shared.settings import Settings
 
 from .mediamtx import MediaMtxApi
+from .periodic import run_every
 from .store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 10.0
 
 
 class PathWatcher:
@@ -93,17 +91,5 @@ class PathWatcher:
             await self.apply(path, False)
 
     async def poll_forever(self, stop: asyncio.Event) -> None:
-        if self.mediamtx is None:
-            return
-        delay = self.settings.mediamtx_poll_s
-        while not stop.is_set():
-            try:
-                await self.reconcile()
-                delay = self.settings.mediamtx_poll_s
-            except (httpx.HTTPError, RedisError, ValueError) as exc:
-                delay = min(MAX_BACKOFF_S, delay * 2)
-                log.warning("MediaMTX path poll failed (%s), retry in %.1fs", exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+        if self.mediamtx is not None:
+            await run_every(self.settings.mediamtx_poll_s, self.reconcile, stop, "MediaMTX path poll")

@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import shutil
+
 import httpx
 import numpy as np
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from shared import events as ev
 from workers.devstack.servers import (
@@ -31,6 +34,7 @@ from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_
 from workers.synthetic import empty_frames, face_frames, simulate_pulse
 
 from .helpers import Recorder
+from .standins.whip_server import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
 _names = itertools.count(1)
@@ -213,3 +217,36 @@ def _clean_stack_between_tests(request: pytest.FixtureRequest) -> Iterator[None]
     yield
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").cleanup()
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # 假摄像头与麦克风，并自动允许权限（学生页）
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian 的无头 Chromium（Playwright 自带浏览器的下载在这里不可用）。"""
+    path = shutil.which("chromium")
+    assert path, "需要 Debian 的 chromium（make test 会安装）"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def whip(stack: Stack, request: pytest.FixtureRequest) -> Iterator[WhipStandin]:
+    """模块变量 WHIP_PORT 上的 WHIP 端点替身（aiortc），推流前调用本模块网关的鉴权接口。"""
+    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth").start(port=request.module.WHIP_PORT)
+    yield standin
+    standin.stop()

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from shared import events as ev
 
 from .conftest import Clips, Stack
 
 WORKER_PROCESSES = 1
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    path = shutil.which("chromium")
-    assert path, "需要 Debian 的 chromium（make test 会安装）"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
 
 def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: Browser, tmp_path: Path) -> None:
     face_name, _ = stack.publish(clips.face)

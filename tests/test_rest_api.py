@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -14,50 +11,19 @@ import pytest
 from workers.devstack.servers import free_port
 
 from .conftest import Stack
+from .standins.mediamtx_api import MediaMtxApiStandin
 
 WORKER_PROCESSES = 0  # 只测网关
 MEDIAMTX_PORT = free_port()
 WORKER_ENV = {"MEDIAMTX_API_URL": f"http://127.0.0.1:{MEDIAMTX_PORT}"}
 
 
-class _MediaMtxStandIn(BaseHTTPRequestHandler):
-    """MediaMTX 控制 API 的替身（不是真实 MediaMTX：它在这里无法运行，见 FACTS.md）。
-
-    按 v1.20 OpenAPI 的形状回答 ``GET /v3/paths/get/{name}`` 与 ``POST /v3/webrtcsessions/kick/{id}``，
-    并记录收到的请求。路径名以 ``live-`` 开头时视为有一个 WebRTC 发布端。"""
-
-    requests: list[tuple[str, str]] = []
-
-    def _reply(self, code: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server 的接口
-        self.requests.append(("GET", self.path))
-        name = self.path.removeprefix("/v3/paths/get/")
-        if not name.startswith("exam-live-"):
-            self._reply(404, {"error": "path not found"})
-            return
-        self._reply(200, {"name": name, "ready": True, "source": {"type": "webRTCSession", "id": f"sess-{name}"}})
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.requests.append(("POST", self.path))
-        self._reply(200, {})
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def mediamtx_stand_in() -> Iterator[type[_MediaMtxStandIn]]:
-    server = ThreadingHTTPServer(("127.0.0.1", MEDIAMTX_PORT), _MediaMtxStandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield _MediaMtxStandIn
-    server.shutdown()
+def mediamtx_stand_in() -> Iterator[MediaMtxApiStandin]:
+    api = MediaMtxApiStandin(MEDIAMTX_PORT).start()
+    yield api
+    api.stop()
+
 
 PROTECTED = [
     ("POST", "/api/create_session", {}),
@@ -168,14 +134,17 @@ def test_create_session_requires_exam_and_student_together(stack: Stack) -> None
 
 
 def test_end_session_closes_the_publisher_through_the_mediamtx_api(
-    mediamtx_stand_in: type[_MediaMtxStandIn], stack: Stack
+    mediamtx_stand_in: MediaMtxApiStandin, stack: Stack
 ) -> None:
     name = f"exam-live-{uuid.uuid4()}-user-1"
     live = stack.post("/api/create_session", {"stream_name": name}).json()["session_id"]
+    mediamtx_stand_in.set_available(name, True)  # 该路径有一个 WebRTC 发布端
     assert stack.post("/api/end_session", {"session_id": live}).status_code == 200
     assert ("POST", f"/v3/webrtcsessions/kick/sess-{name}") in mediamtx_stand_in.requests
     # 没有发布端（MediaMTX 回答 404）：照样结束，不踢任何连接
     idle = stack.post("/api/create_session", {}).json()
     before = len(mediamtx_stand_in.requests)
     assert stack.post("/api/end_session", {"session_id": idle["session_id"]}).json()["final"] is True
-    assert [m for m, _ in mediamtx_stand_in.requests[before:]] == ["GET"]
+    asked = [(m, p) for m, p in mediamtx_stand_in.requests[before:] if not p.startswith("/v3/paths/list")]  # 除去轮询
+    assert asked == [("GET", f"/v3/paths/get/{idle['stream_name']}")]
+    mediamtx_stand_in.set_available(name, False)

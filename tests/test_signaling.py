@@ -55,13 +55,6 @@ def mtx_api() -> Iterator[MediaMtxApiStandin]:
     api.stop()
 
 
-@pytest.fixture(scope="module")
-def whip(stack: Stack) -> Iterator[WhipStandin]:
-    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth").start(port=WHIP_PORT)
-    yield standin
-    standin.stop()
-
-
 def aiortc_offer(videos: int = 1, audios: int = 1) -> str:
     """真实 WebRTC 协议栈（aiortc）生成的 sendonly offer。"""
 

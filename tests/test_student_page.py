@@ -6,14 +6,11 @@ WHIP 端点是 ``tests/standins/whip_server.py``：基于 aiortc 的 MediaMTX �
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import redis
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from workers.devstack.servers import free_port
 
@@ -24,35 +21,7 @@ from .standins.whip_server import WhipStandin
 WORKER_PROCESSES = 0  # 只测网关与学生端
 WHIP_PORT = free_port()
 WORKER_ENV = {"MEDIAMTX_WHIP_URL": f"http://127.0.0.1:{WHIP_PORT}", "WHIP_TIMEOUT_S": "3"}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 RETRY_BASE_MS = 300
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    path = shutil.which("chromium")
-    assert path, "需要 Debian 的 chromium（make test 会安装）"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def whip(stack: Stack) -> Iterator[WhipStandin]:
-    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth").start(port=WHIP_PORT)
-    yield standin
-    standin.stop()
 
 
 def _open(browser: Browser, stack: Stack, errors: list[str], query: str = "") -> Page:
