@@ -1,4 +1,5 @@
-"""网关后台任务：结束学生端心跳超时的会话（原因 ``heartbeat_timeout`` 记入报告）。"""
+"""网关后台任务：结束学生端心跳超时的会话（原因 ``heartbeat_timeout``），以及创建后一直没有媒体、
+也没有学生端连上的会话（原因 ``no_media``）。原因记入报告。"""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ async def reap_silent_sessions(
     sessions: SessionService, settings: Settings, stop: asyncio.Event, interval_s: float = 1.0
 ) -> None:
     async def step() -> None:
-        for session_id in await sessions.store.claim_silent_sessions(settings.heartbeat_timeout_s):
-            try:
-                await sessions.end(session_id, reason="heartbeat_timeout")
-                log.info("session %s ended: no heartbeat for %.0fs", session_id, settings.heartbeat_timeout_s)
-            except NotFound:
-                pass
+        store = sessions.store
+        for reason, claimed in (
+            ("heartbeat_timeout", await store.claim_silent_sessions(settings.heartbeat_timeout_s)),
+            ("no_media", await store.claim_sessions_without_media(settings.no_media_timeout_s)),
+        ):
+            for session_id in claimed:
+                try:
+                    await sessions.end(session_id, reason=reason)
+                    log.info("session %s ended: %s", session_id, reason)
+                except NotFound:
+                    pass
 
     await run_every(interval_s, step, stop, "heartbeat reaper")

@@ -90,6 +90,7 @@ class Store:
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.session(session_id), info.model_dump_json())
         pipe.rpush(self.keys.transitions(session_id), _transition("CREATED", "create_session"))
+        pipe.zadd(self.keys.awaiting_media, {session_id: int(now * 1000)})
         if req.exam_id and req.student_id:
             pipe.set(self.keys.exam_user(req.exam_id.lower(), req.student_id), session_id)
         await pipe.execute()
@@ -121,6 +122,7 @@ class Store:
             pipe.set(self.keys.session(session_id), info.model_dump_json())
             pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
             pipe.zrem(self.keys.heartbeats, session_id)
+            pipe.zrem(self.keys.awaiting_media, session_id)
             await pipe.execute()
         report = await self._build_report(info)
         ttl = max(1, int(retention_s))
@@ -180,6 +182,22 @@ class Store:
         cutoff = int((time.time() - timeout_s) * 1000)
         silent = [s.decode() for s in await self.r.zrangebyscore(self.keys.heartbeats, "-inf", cutoff)]
         return [sid for sid in silent if await self.r.zrem(self.keys.heartbeats, sid)]
+
+    async def claim_sessions_without_media(self, timeout_s: float) -> list[str]:
+        """创建超过 ``timeout_s`` 仍没有媒体（汇总里没有媒体状态）也没有学生端心跳的会话（逐个 ZREM 认领）。
+
+        有媒体或有心跳的会话移出等待集合，此后由 DEGRADED 判断与心跳超时负责。"""
+        cutoff = int((time.time() - timeout_s) * 1000)
+        due = [s.decode() for s in await self.r.zrangebyscore(self.keys.awaiting_media, "-inf", cutoff)]
+        claimed = []
+        for sid in due:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hexists(self.keys.aggregate(sid), "state")
+            pipe.zscore(self.keys.heartbeats, sid)
+            has_media, beat = await pipe.execute()
+            if await self.r.zrem(self.keys.awaiting_media, sid) and not has_media and beat is None:
+                claimed.append(sid)
+        return claimed
 
     async def report(self, session_id: str) -> SessionReport:
         """已结束：定稿的报告；进行中：当前的临时汇总（``final`` 为 false）。"""

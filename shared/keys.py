@@ -14,6 +14,7 @@
 - ``report:<id>``        字符串：会话结束时定稿的报告 JSON（保留 REPORT_RETENTION_DAYS 天）
 - ``replay:<id>``        有序集合：最近 REPLAY_WINDOW_S 秒的 monitor.update JSON（分值为毫秒时间戳），新客户端加入时先回放
 - ``whip:<id>``          字符串：会话当前的 WHIP 资源 JSON（Location 与 offer 的 ICE 凭据），结束推流时删除
+- ``awaiting_media``     有序集合：会话 ID -> 创建时刻（毫秒）；媒体到达或有心跳后移除，超时仍没有的会话被清理
 - ``heartbeats``         有序集合：会话 ID -> 最近一次学生端心跳（毫秒）；超时的会话被清理
 - ``socketio``           Socket.IO 跨进程广播频道
 """
@@ -67,6 +68,10 @@ class RedisKeys:
 
     def whip(self, session_id: str) -> str:
         return f"{self.prefix}whip:{session_id}"
+
+    @property
+    def awaiting_media(self) -> str:
+        return f"{self.prefix}awaiting_media"
 
     @property
     def heartbeats(self) -> str:

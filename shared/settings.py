@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         30.0, gt=0, description="学生端发过心跳后，超过该时长没有新心跳即结束会话（原因 heartbeat_timeout）"
     )
+    no_media_timeout_s: float = Field(
+        300.0, gt=0, description="创建后这么久既没有媒体到达、也没有学生端心跳的会话被结束（原因 no_media）"
+    )
     report_retention_days: float = Field(30.0, gt=0, description="已结束会话的报告与汇总在 Redis 中保留的天数")
     aggregate_flush_s: float = Field(2.0, gt=0, le=30, description="工作进程把会话汇总增量写入 Redis 的周期")
 

@@ -20,7 +20,9 @@ from .helpers import Heartbeats, wait_until
 
 WORKER_PROCESSES = 1
 HEARTBEAT_TIMEOUT_S = 4.0
-WORKER_ENV = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S)}  # 网关与工作进程共用同一组环境变量
+NO_MEDIA_TIMEOUT_S = 8.0
+# 网关与工作进程共用同一组环境变量
+WORKER_ENV = {"HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S), "NO_MEDIA_TIMEOUT_S": str(NO_MEDIA_TIMEOUT_S)}
 FPS = 15.0
 
 
@@ -128,3 +130,13 @@ def test_silent_student_session_is_cleaned_up_with_reason(stack: Stack) -> None:
     again = stack.post("/api/end_session", {"session_id": session_id}).json()
     assert SessionReport.model_validate(again) == report
     assert student.call(ev.SESSION_HEARTBEAT, {"session_id": session_id})["ok"] is False
+
+
+def test_session_that_never_gets_media_or_a_student_is_cleaned_up(stack: Stack) -> None:
+    abandoned = stack.post("/api/create_session", {}).json()["session_id"]
+    created_at = time.monotonic()
+    report = wait_until(
+        lambda: (r := _report(stack, abandoned)).final and r, NO_MEDIA_TIMEOUT_S + 5, "没有媒体的会话没有被清理"
+    )
+    assert time.monotonic() - created_at >= NO_MEDIA_TIMEOUT_S - 1.0
+    assert report.end_reason == "no_media" and [t.state for t in report.transitions] == ["CREATED", "ENDED"]
