@@ -1,7 +1,7 @@
 """MediaMTX 调用的接口（不需要 X-API-Key：MediaMTX 无法附加自定义请求头）。
 
 - ``POST /api/mediamtx/auth``：``authMethod: http`` 的鉴权回调，允许返回 200，拒绝返回 401 并给出原因代码；
-- ``POST /api/mediamtx/hook?path=<流名>&event=available|unavailable``：``runOnReady`` / ``runOnNotReady`` 钩子，
+- ``POST /api/mediamtx/hook?path=<流名>&event=available|unavailable``：``runOnAvailable`` / ``runOnUnavailable`` 钩子，
   配置了 ``MEDIAMTX_API_URL`` 时先向 MediaMTX 核实再启动/停止分析（见 paths.py）。
 """
 

@@ -1,7 +1,7 @@
 """MediaMTX 路径可用性 -> 启动/停止分析（不需要考试后端调用 rtsp/start）。
 
 两个来源，结果相同且可重复：
-- 钩子：MediaMTX 的 ``runOnReady`` / ``runOnNotReady`` 调用 ``POST /api/mediamtx/hook``（快，但可能丢）；
+- 钩子：MediaMTX 的 ``runOnAvailable`` / ``runOnUnavailable`` 调用 ``POST /api/mediamtx/hook``（快，但可能丢）；
 - 轮询：每 ``MEDIAMTX_POLL_S`` 秒读 ``/v3/paths/list`` 对账（补上丢失的钩子、网关重启期间的变化）。
 
 只处理绑定到未结束会话的路径。启动用 ``HSETNX`` 写任务，所以不论钩子、轮询、多个网关同时发现，

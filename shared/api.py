@@ -263,7 +263,7 @@ class MediaMtxAuthResponse(BaseModel):
 
 
 class PathHookRequest(_Request):
-    """MediaMTX 的 runOnReady / runOnNotReady 钩子通知：某路径变为可读 / 不可读。"""
+    """MediaMTX 的 runOnAvailable / runOnUnavailable 钩子通知：某路径变为可读 / 不可读。"""
 
     path: StreamName
     event: Literal["available", "unavailable"]
