@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     )
     mediamtx_read_user: str = Field("", description="工作进程读取 MediaMTX 时使用的用户名（鉴权接口只允许它读取）")
     mediamtx_read_password: str = Field("", description="工作进程读取 MediaMTX 时使用的密码")
-    mediamtx_poll_s: float = Field(2.0, gt=0, description="查询 MediaMTX 路径可用性的周期（补充 runOnReady 钩子）")
+    mediamtx_poll_s: float = Field(2.0, gt=0, description="查询 MediaMTX 路径可用性的周期（补充 runOnAvailable 钩子）")
     publish_token_ttl_s: float = Field(
         4 * 3600.0, gt=0, description="create_session 返回的推流令牌有效期（秒）；会话结束时立即失效"
     )
