@@ -34,7 +34,7 @@ from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_
 from workers.synthetic import empty_frames, face_frames, simulate_pulse
 
 from .helpers import Recorder
-from .standins.whip_server import WhipStandin
+from workers.devstack.whip_standin import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
 _names = itertools.count(1)

@@ -26,8 +26,8 @@ NOISE = 4.0  # 相机噪声（8 位灰度级的标准差），摄像头的常见
 GOP = 150  # 10 秒一个关键帧：浏览器的 WebRTC 编码器只在丢包/新订阅时才发关键帧
 
 
-def uncompressed(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
-    return ((f, False) for f in frames)
+def uncompressed(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool, float]]:
+    return ((f, False, i / FPS) for i, f in enumerate(frames))
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class Codec:
     aq_mode: int = 1
     crf: int | None = None  # 恒定质量模式
 
-    def transcode(self, frames: list[np.ndarray], workdir: Path) -> Iterator[tuple[np.ndarray, bool]]:
-        """逐帧给出 (解码后的画面, 是否关键帧)。"""
+    def transcode(self, frames: list[np.ndarray], workdir: Path) -> Iterator[tuple[np.ndarray, bool, float]]:
+        """逐帧给出 (解码后的画面, 是否关键帧, 时间)。"""
         if self.bitrate_k is None and self.crf is None:
             yield from uncompressed(frames)
             return
@@ -65,8 +65,8 @@ class Codec:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24"), frame.key_frame
+            for i, frame in enumerate(container.decode(stream)):
+                yield frame.to_ndarray(format="bgr24"), frame.key_frame, i / FPS
 
 
 CODECS = (
@@ -95,7 +95,7 @@ class ClipScore:
 
 
 def run_clip(
-    frames: Iterable[tuple[np.ndarray, bool]],
+    frames: Iterable[tuple[np.ndarray, bool, float]],
     pulse: PulseTrack | None,
     detector: FaceDetector,
     hr_bpm: float = 0.0,
@@ -105,8 +105,7 @@ def run_clip(
     monitor = PulseMonitor()
     errors, quality = [], []
     estimates, first = 0, None
-    for i, (image, key_frame) in enumerate(frames):
-        t = i / FPS
+    for i, (image, key_frame, t) in enumerate(frames):
         if i % DETECT_EVERY == 0:
             faces = detector.detect(image)
             if faces.faces:

@@ -1,6 +1,6 @@
-"""MediaMTX WHIP 端点的测试替身（替身，不是 MediaMTX 本身）。
+"""MediaMTX WHIP 端点的替身（替身，不是 MediaMTX 本身），供测试与基准使用。
 
-本机无法运行 MediaMTX，测试改用这个替身：它基于真实的 WebRTC 协议栈（aiortc），
+本机无法运行 MediaMTX，测试与基准改用这个替身：它基于真实的 WebRTC 协议栈（aiortc），
 按 MediaMTX v1.20.1 的行为实现 WHIP 推流的 HTTP 接口，用来验证浏览器端/客户端推流代码：
 
 - ``POST /{path}/whip``：可选先按 ``authMethod: http`` 的格式调用 ``--auth-url`` 鉴权（非 2xx -> 401）；
@@ -10,14 +10,19 @@
 - ``DELETE /{path}/whip/{secret}``：关闭连接，200；未知会话 404。
 - 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）、
   ``POST /_standin/drop``（服务端关闭某路径的连接，模拟媒体故障）。
+- 基准用：``--record FILE`` 把第一路视频解码后的帧无损（FFV1）写入 FILE，各帧的接收时刻写入 FILE.times.json；
+  ``GET /_standin/publisher?path=&kbps=`` 是一个最小的浏览器推流页（H.264 优先、码率上限 kbps），
+  用来测量浏览器编码器对画面的影响（见 workers/bench/browser.py）。
 
-命令行：``python -m tests.standins.whip_server --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]``。
+命令行：``python -m workers.devstack.whip_standin --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]
+[--record FILE]``。
 测试代码可直接用本文件里的 :class:`WhipStandin` 启停子进程。
 """
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -53,13 +58,15 @@ class Session:
         return {**{k: getattr(self, k) for k in keys},
                 "connection_state": self.pc.connectionState, "ice_state": self.pc.iceConnectionState}
 
-    async def consume(self, track) -> None:
-        """不停地取帧并计数，直到轨道结束。"""
+    async def consume(self, track, recorder: "FrameRecorder | None" = None) -> None:
+        """不停地取帧并计数（需要时录下视频帧），直到轨道结束。"""
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
-                await track.recv()
+                frame = await track.recv()
                 if track.kind == "video":
                     self.video_frames += 1
+                    if recorder is not None:
+                        recorder.write(frame)
                 else:
                     self.audio_frames += 1
 
@@ -68,6 +75,64 @@ class Session:
         await self.pc.close()
         for t in self.tasks:
             t.cancel()
+
+
+class FrameRecorder:
+    """把收到的视频帧无损写入 FFV1/MKV（逐帧编号），每帧的接收时刻（秒，从 0 起）另存为 ``<文件>.times.json``。"""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.container = None
+        self.stream = None
+        self.times: list[float] = []
+
+    def write(self, frame) -> None:
+        import av
+
+        if self.container is None:
+            self.container = av.open(self.path, "w")
+            self.stream = self.container.add_stream("ffv1", rate=15)
+            self.stream.width, self.stream.height = frame.width, frame.height
+            self.stream.pix_fmt = "yuv420p"
+        out = frame.reformat(width=self.stream.width, height=self.stream.height, format="yuv420p")
+        out.pts = len(self.times)
+        self.times.append(time.monotonic())  # 接收时刻（本机回环，抖动为毫秒级）
+        for packet in self.stream.encode(out):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.container is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+            self.container = None
+            start = self.times[0] if self.times else 0.0
+            Path(self.path + ".times.json").write_text(json.dumps([round(t - start, 4) for t in self.times]))
+
+
+PUBLISHER_PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP 推流（基准）</title>
+<script type="module">
+const q = new URLSearchParams(location.search);
+const stream = await navigator.mediaDevices.getUserMedia(
+  {video: {width: 640, height: 480, frameRate: 15}, audio: false});
+const pc = new RTCPeerConnection({iceServers: []});
+const tr = pc.addTransceiver(stream.getVideoTracks()[0], {direction: "sendonly"});
+const codecs = RTCRtpSender.getCapabilities("video").codecs;
+const rank = (c) => (c.mimeType === "video/H264" ? 0 : c.mimeType === "video/VP8" ? 1 : 2);
+tr.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
+const params = tr.sender.getParameters();
+params.encodings = [{maxBitrate: Number(q.get("kbps") || 1500) * 1000, maxFramerate: 15}];
+await tr.sender.setParameters(params);
+await pc.setLocalDescription(await pc.createOffer());
+await new Promise((ok) => {
+  if (pc.iceGatheringState === "complete") ok();
+  pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
+});
+const resp = await fetch(`/${q.get("path") || "bench"}/whip`,
+  {method: "POST", headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+await pc.setRemoteDescription({type: "answer", sdp: await resp.text()});
+pc.onconnectionstatechange = () => { document.body.dataset.state = pc.connectionState; };
+</script>"""
 
 
 def _video_codec(answer_sdp: str) -> str | None:
@@ -82,17 +147,24 @@ def _video_codec(answer_sdp: str) -> str | None:
     return None
 
 
-def create_app(auth_url: str | None = None, mode: str = "ok"):
+def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None = None):
     state = {"posts": 0, "mode": mode}
     sessions: dict[str, Session] = {}
+    recorder = FrameRecorder(record) if record else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         log.info("关闭 %d 个会话", len(sessions))
         await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
+        if recorder is not None:
+            recorder.close()
 
     app = FastAPI(lifespan=lifespan)
+
+    @app.get("/_standin/publisher")
+    async def publisher():
+        return Response(PUBLISHER_PAGE, media_type="text/html")
 
     async def authorize(request: Request, path: str) -> bool:
         auth = request.headers.get("authorization", "")
@@ -149,7 +221,8 @@ def create_app(auth_url: str | None = None, mode: str = "ok"):
 
         @pc.on("track")
         def on_track(track):
-            sess.tasks.append(asyncio.ensure_future(sess.consume(track)))
+            first = recorder is not None and track.kind == "video" and recorder.container is None
+            sess.tasks.append(asyncio.ensure_future(sess.consume(track, recorder if first else None)))
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -214,8 +287,8 @@ def create_app(auth_url: str | None = None, mode: str = "ok"):
 class WhipStandin:
     """在子进程里启动 WHIP 替身服务，供测试使用。"""
 
-    def __init__(self, auth_url: str | None = None, mode: str = "ok") -> None:
-        self.auth_url, self.mode = auth_url, mode
+    def __init__(self, auth_url: str | None = None, mode: str = "ok", record: str | None = None) -> None:
+        self.auth_url, self.mode, self.record = auth_url, mode, record
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
@@ -229,10 +302,12 @@ class WhipStandin:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.port = port
-        cmd = [sys.executable, "-m", "tests.standins.whip_server",
+        cmd = [sys.executable, "-m", "workers.devstack.whip_standin",
                "--host", "127.0.0.1", "--port", str(port), "--mode", self.mode]
         if self.auth_url:
             cmd += ["--auth-url", self.auth_url]
+        if self.record:
+            cmd += ["--record", self.record]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -280,11 +355,12 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8889)
     ap.add_argument("--auth-url")
     ap.add_argument("--mode", choices=["ok", "error500"], default="ok")
+    ap.add_argument("--record", help="把第一路视频的解码帧无损写入该文件（.mkv）")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aioice", "aiortc", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    uvicorn.run(create_app(args.auth_url, args.mode), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.auth_url, args.mode, args.record), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
