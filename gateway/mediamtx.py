@@ -29,13 +29,18 @@ class MediaMtxApi:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def path_available(self, path: str) -> bool:
-        """该路径当前是否有可读的流（路径不存在即不可读）。"""
+    async def _path(self, path: str) -> dict | None:
+        """``/v3/paths/get`` 的路径信息；路径不存在时 None。"""
         resp = await self._request("GET", f"/v3/paths/get/{quote(path, safe='')}")
         if resp.status_code == 404:
-            return False
+            return None
         resp.raise_for_status()
-        return _available(resp.json())
+        return resp.json()
+
+    async def path_available(self, path: str) -> bool:
+        """该路径当前是否有可读的流（路径不存在即不可读）。"""
+        info = await self._path(path)
+        return info is not None and _available(info)
 
     async def available_paths(self) -> set[str]:
         """全部可读路径（逐页读取 ``/v3/paths/list``）。"""
@@ -52,11 +57,8 @@ class MediaMtxApi:
 
     async def kick_publisher(self, path: str) -> str | None:
         """踢掉 ``path`` 当前的发布端，返回 ``类型:ID``；没有发布端（或路径不存在）时 None。"""
-        resp = await self._request("GET", f"/v3/paths/get/{quote(path, safe='')}")
-        if resp.status_code == 404:
-            return None
-        resp.raise_for_status()
-        source = resp.json().get("source") or {}
+        info = await self._path(path)
+        source = (info or {}).get("source") or {}
         collection = KICK_COLLECTIONS.get(source.get("type", ""))
         if collection is None or not source.get("id"):
             return None

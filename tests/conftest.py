@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import shutil
-
 import httpx
 import numpy as np
 import pytest
@@ -22,12 +20,14 @@ from playwright.sync_api import Browser, sync_playwright
 
 from shared import events as ev
 from workers.devstack.servers import (
+    CHROMIUM_ARGS,
     ClipPublisher,
     EmbeddedRedis,
     RtspServer,
     encode_clip,
     free_port,
     python_env,
+    require_binary,
     stop_process,
 )
 from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
@@ -219,27 +219,11 @@ def _clean_stack_between_tests(request: pytest.FixtureRequest) -> Iterator[None]
         request.getfixturevalue("stack").cleanup()
 
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # 假摄像头与麦克风，并自动允许权限（学生页）
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian 的无头 Chromium（Playwright 自带浏览器的下载在这里不可用）。"""
-    path = shutil.which("chromium")
-    assert path, "需要 Debian 的 chromium（make test 会安装）"
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=require_binary("chromium"), args=CHROMIUM_ARGS)
         yield b
         b.close()
 

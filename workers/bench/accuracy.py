@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -15,7 +14,7 @@ import numpy as np
 
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PulseMonitor
-from workers.devstack.servers import require_binary
+from workers.devstack.servers import ffmpeg_from_frames
 from workers.synthetic import PulseTrack, face_frames, simulate_pulse
 
 FPS = 15.0
@@ -48,20 +47,14 @@ class Codec:
             else ["-b:v", f"{self.bitrate_k}k", "-maxrate", f"{self.bitrate_k}k", "-bufsize", f"{self.bitrate_k}k"]
         )
         path = workdir / f"{self.name}.mp4"
-        height, width = frames[0].shape[:2]
-        args = [
-            require_binary("ffmpeg"), "-y", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-",
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(GOP),
-            *rate, "-x264-params", f"aq-mode={self.aq_mode}", str(path),
-        ]
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE)
-        assert proc.stdin is not None
-        for frame in frames:
-            proc.stdin.write(frame.tobytes())
-        proc.stdin.close()
-        if proc.wait(120) != 0:
-            raise RuntimeError("ffmpeg 编码失败")
+        ffmpeg_from_frames(
+            frames,
+            FPS,
+            [
+                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+                "-g", str(GOP), *rate, "-x264-params", f"aq-mode={self.aq_mode}", str(path),
+            ],
+        )  # fmt: skip
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"

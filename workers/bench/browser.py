@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,33 +17,13 @@ import av
 import numpy as np
 
 from workers.analysis.face import FaceDetector
-from workers.devstack.servers import require_binary
+from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, require_binary
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
 from .accuracy import FPS, NOISE, ClipScore, _summary, run_clip
 
 LEAD_S = 6.0  # 源片段比录制多出的时长：浏览器启动、协商、码控爬坡都在这段里，录制不会碰到循环接缝
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-]  # fmt: skip
-
-
-def _write_y4m(frames: list[np.ndarray], path: Path) -> None:
-    height, width = frames[0].shape[:2]
-    args = [
-        require_binary("ffmpeg"), "-y", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-",
-        "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path),
-    ]  # fmt: skip
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    for frame in frames:
-        proc.stdin.write(frame.tobytes())
-    proc.stdin.close()
-    if proc.wait(120) != 0:
-        raise RuntimeError("ffmpeg 写 y4m 失败")
 
 
 def through_browser(frames: list[np.ndarray], record_s: float, kbps: int, workdir: Path) -> Iterator[tuple[np.ndarray, bool, float]]:
@@ -54,15 +32,12 @@ def through_browser(frames: list[np.ndarray], record_s: float, kbps: int, workdi
 
     y4m, recording = workdir / "source.y4m", workdir / "received.mkv"
     recording.unlink(missing_ok=True)
-    _write_y4m(frames, y4m)
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        raise RuntimeError("需要 Debian 的 chromium（make test 会安装）")
+    ffmpeg_from_frames(frames, FPS, ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(y4m)])
     standin = WhipStandin(record=str(recording)).start()
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=chromium, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
+                executable_path=require_binary("chromium"), args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
             )
             page = browser.new_page()
             page.goto(f"{standin.url}/_standin/publisher?path=bench&kbps={kbps}")

@@ -65,8 +65,42 @@ def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeo
 def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(f"找不到 {name}：请先运行 make test 或 make run（会用 apt-get 安装 ffmpeg rtsp-server-perl）")
+        raise RuntimeError(f"找不到 {name}：请先运行 make test 或 make run（会用 apt-get 安装 ffmpeg rtsp-server-perl chromium）")
     return path
+
+
+# 无头 Chromium 的启动参数（测试与基准共用）：关掉后台联网（本机网络封闭）；假摄像头与麦克风并自动允许权限
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+def ffmpeg_from_frames(frames: Iterable[np.ndarray], fps: float, output_args: list[str], timeout_s: float = 120) -> None:
+    """把 BGR 帧序列经标准输入交给 FFmpeg（rawvideo 输入），其余参数（编码、输出文件等）由 ``output_args`` 给出。"""
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    args = [
+        require_binary("ffmpeg"), "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        *output_args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(first.tobytes())
+    for frame in frames:
+        proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait(timeout_s) != 0:
+        raise RuntimeError(f"ffmpeg 失败：{' '.join(output_args)}")
 
 
 class EmbeddedRedis:
@@ -153,9 +187,6 @@ def encode_clip(
     ``quality``：额外的 x264 码率/质量参数，例如 ``["-crf", "12", "-x264-params", "aq-mode=0"]``。
     ``audio``：可选的 16 kHz 单声道 int16 音轨（编码为 AAC），时长应与视频相同（按较短者截齐）。
     """
-    frames = iter(frames)
-    first = next(frames)
-    height, width = first.shape[:2]
     audio_args = ["-an"]
     if audio is not None:
         wav = path.with_suffix(".wav")
@@ -165,21 +196,16 @@ def encode_clip(
             out.setframerate(16000)
             out.writeframes(np.asarray(audio, dtype=np.int16).tobytes())
         audio_args = ["-i", str(wav), "-c:a", "aac", "-b:a", "64k", "-shortest"]
-    args = [
-        require_binary("ffmpeg"), "-y", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        *audio_args,
-        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-        "-pix_fmt", "yuv420p", "-g", str(gop), *(quality or []), str(path),
-    ]
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    proc.stdin.write(first.tobytes())
-    for frame in frames:
-        proc.stdin.write(frame.tobytes())
-    proc.stdin.close()
-    if proc.wait(60) != 0:
-        raise RuntimeError(f"ffmpeg 编码 {path} 失败")
+    ffmpeg_from_frames(
+        frames,
+        fps,
+        [
+            *audio_args,
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+            "-pix_fmt", "yuv420p", "-g", str(gop), *(quality or []), str(path),
+        ],
+        timeout_s=60,
+    )  # fmt: skip
     return path
 
 
