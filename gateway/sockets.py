@@ -12,6 +12,8 @@
   失败时发 ``signal.close {session_id, reason}``，ack ``{ok: false, reason, error}``
 - ``signal.ice {session_id, candidate}`` / ``signal.close {session_id, reason}`` -> ``{ok}`` 或 ``{ok: false, reason, error}``
 - ``session.heartbeat {session_id, ts}`` -> ``{ok}`` 或 ``{ok: false, error}``（每 2 秒一次）
+- ``ppg.samples {session_id, roi_seq, samples: [[t_ms, r, g, b], ...]}`` -> ``{ok, accepted}`` 或 ``{ok: false, error}``
+  （学生端按 ``ppg.roi`` 在编码前采样的皮肤颜色，每秒一批）
 令牌通过校验后该连接进入会话房间，接收 ``signal.ready`` 与 ``signal.close``。
 """
 
@@ -29,6 +31,8 @@ from shared import events as ev
 from shared.messages import (
     HeartbeatAck,
     MonitorSubscribe,
+    PpgSamples,
+    PpgSamplesAck,
     SessionHeartbeat,
     SignalAck,
     SignalAnswer,
@@ -130,6 +134,7 @@ class StudentNamespace(StreamNamespace):
             ev.SIGNAL_ICE: self.on_signal_ice,
             ev.SIGNAL_CLOSE: self.on_signal_close,
             ev.SESSION_HEARTBEAT: self.on_session_heartbeat,
+            ev.PPG_SAMPLES: self.on_ppg_samples,
         }
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
@@ -163,20 +168,40 @@ class StudentNamespace(StreamNamespace):
 
     async def on_session_heartbeat(self, sid: str, data: Any = None) -> dict:
         """学生端心跳：令牌须属于该会话；记录时间，并让该连接进入会话房间。"""
-        try:
-            beat = SessionHeartbeat.model_validate(data if data is not None else {})
-            await self.relay.authorize(beat.session_id, await self._token(sid))
+
+        async def run(beat: SessionHeartbeat) -> None:
             await self.store.heartbeat(beat.session_id)
+            await self.enter_room(sid, ev.session_room(beat.session_id))
+
+        error = await self._for_session(sid, SessionHeartbeat, data, run)
+        return HeartbeatAck(ok=error is None, error=error).model_dump()
+
+    async def on_ppg_samples(self, sid: str, data: Any = None) -> dict:
+        """学生端在编码前采样的皮肤颜色（每秒一批）：令牌须属于该会话；写入会话的样本流，由所属工作进程读取。"""
+
+        async def run(batch: PpgSamples) -> None:
+            await self.store.add_ppg_samples(batch.session_id, batch)
+            accepted.append(len(batch.samples))
+
+        accepted: list[int] = []
+        error = await self._for_session(sid, PpgSamples, data, run)
+        return PpgSamplesAck(ok=error is None, accepted=accepted[0] if accepted else None, error=error).model_dump()
+
+    async def _for_session(self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]]) -> str | None:
+        """校验载荷、核对连接的令牌属于其中的会话，然后执行 ``run``；返回错误说明（成功时 None）。"""
+        try:
+            req = model.model_validate(data if data is not None else {})
+            await self.relay.authorize(req.session_id, await self._token(sid))
+            await run(req)
         except ValidationError as exc:
-            return HeartbeatAck(ok=False, error=_first_error(exc)).model_dump()
+            return _first_error(exc)
         except SignalingError as exc:
-            return HeartbeatAck(ok=False, error=f"{exc.reason}: {exc.detail}").model_dump()
+            return f"{exc.reason}: {exc.detail}"
         except NotFound as exc:
-            return HeartbeatAck(ok=False, error=str(exc)).model_dump()
+            return str(exc)
         except RedisError as exc:
-            return HeartbeatAck(ok=False, error=f"server_unavailable: {exc}").model_dump()
-        await self.enter_room(sid, ev.session_room(beat.session_id))
-        return HeartbeatAck(ok=True).model_dump()
+            return f"server_unavailable: {exc}"
+        return None
 
     async def _signal(
         self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]], notify: bool = False

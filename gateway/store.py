@@ -25,8 +25,8 @@ from shared.api import (
     WhipResource,
     WorkerStatus,
 )
-from shared.keys import REPLAY_WINDOW_S, RedisKeys
-from shared.messages import iso_utc
+from shared.keys import PPG_STREAM_MAXLEN, PPG_STREAM_TTL_S, REPLAY_WINDOW_S, RedisKeys
+from shared.messages import PpgSamples, iso_utc
 from shared.settings import Settings
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
@@ -176,6 +176,14 @@ class Store:
         if info is None or info.status == "ENDED":
             raise NotFound(f"会话 {session_id} 不存在或已结束")
         await self.r.zadd(self.keys.heartbeats, {session_id: int(time.time() * 1000)})
+
+    async def add_ppg_samples(self, session_id: str, batch: PpgSamples) -> None:
+        """追加一批学生端皮肤颜色样本（只保留最近 ``PPG_STREAM_MAXLEN`` 批；会话不再上传后整条流过期）。"""
+        key = self.keys.ppg(session_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xadd(key, {"samples": json.dumps(batch.samples, separators=(",", ":"))}, maxlen=PPG_STREAM_MAXLEN, approximate=False)
+        pipe.expire(key, PPG_STREAM_TTL_S)
+        await pipe.execute()
 
     async def claim_silent_sessions(self, timeout_s: float) -> list[str]:
         """心跳超时的会话。逐个 ZREM 认领：多个网关同时扫描时每个会话只由一个网关结束。"""

@@ -37,6 +37,7 @@ STUDENT_HEART_RATE = "student.heart_rate"
 SIGNAL_CLOSE = "signal.close"
 SIGNAL_ANSWER = "signal.answer"
 SIGNAL_READY = "signal.ready"
+PPG_ROI = "ppg.roi"
 
 # 客户端 -> 服务端
 MONITOR_SUBSCRIBE = "monitor.subscribe"
@@ -44,4 +45,5 @@ MONITOR_UNSUBSCRIBE = "monitor.unsubscribe"
 SESSION_HEARTBEAT = "session.heartbeat"
 SIGNAL_OFFER = "signal.offer"
 SIGNAL_ICE = "signal.ice"
+PPG_SAMPLES = "ppg.samples"
 # signal.close 双向：学生端发来表示结束本次推流

@@ -15,6 +15,7 @@
 - ``replay:<id>``        有序集合：最近 REPLAY_WINDOW_S 秒的 monitor.update JSON（分值为毫秒时间戳），新客户端加入时先回放
 - ``whip:<id>``          字符串：会话当前的 WHIP 资源 JSON（Location 与 offer 的 ICE 凭据），结束推流时删除
 - ``awaiting_media``     有序集合：会话 ID -> 创建时刻（毫秒）；媒体到达或有心跳后移除，超时仍没有的会话被清理
+- ``ppg:<id>``            流（XADD）：学生端上传的编码前皮肤颜色样本（ppg.samples），限长并带过期，所属工作进程读取
 - ``heartbeats``         有序集合：会话 ID -> 最近一次学生端心跳（毫秒）；超时的会话被清理
 - ``socketio``           Socket.IO 跨进程广播频道
 """
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 
 # monitor.update 回放缓冲的时长（秒）
 REPLAY_WINDOW_S = 10.0
+# 学生端皮肤颜色样本流：每批约 1 秒，保留最近 60 批；会话不再上传 120 秒后整条流过期
+PPG_STREAM_MAXLEN = 60
+PPG_STREAM_TTL_S = 120
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class RedisKeys:
     @property
     def awaiting_media(self) -> str:
         return f"{self.prefix}awaiting_media"
+
+    def ppg(self, session_id: str) -> str:
+        return f"{self.prefix}ppg:{session_id}"
 
     @property
     def heartbeats(self) -> str:

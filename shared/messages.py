@@ -37,6 +37,10 @@ class FaceMetrics(BaseModel):
 class PpgMetrics(BaseModel):
     hr_bpm: float | None = None
     signal_quality: float | None = None
+    source: Literal["client", "video"] | None = Field(
+        None,
+        description="心率来自哪路信号：client = 学生端在编码前采样上传的皮肤颜色（ppg.samples），video = 服务器解码的视频",
+    )
 
 
 class AudioMetrics(BaseModel):
@@ -114,6 +118,7 @@ class HeartRateResult(BaseModel):
     signal_quality: float | None = Field(None, description="0..1，由频谱信噪比换算；样本不足时为 null")
     face_detected: bool
     window_s: float = Field(description="本次估计所用的信号时长（秒）")
+    source: Literal["client", "video"] | None = Field(None, description="同 monitor.update 的 metrics.ppg.source")
 
 
 class HeartRateEvent(BaseModel):
@@ -224,4 +229,50 @@ class SignalAck(BaseModel):
 
     ok: bool
     reason: str | None = None
+    error: str | None = None
+
+
+# ---------------- 学生端本地 rPPG 采样（编码前的皮肤颜色，只有数值） ----------------
+
+PPG_MAX_ROWS = 64
+
+
+class PpgRoi(BaseModel):
+    """``ppg.roi``（服务端 -> 会话房间）：学生端应当采样的人脸区域。
+
+    坐标是相对视频帧宽高的 0..1 浮点数；框比脸大，学生端用皮肤色度掩膜选出皮肤像素。``roi`` 为 null 表示没有人脸，停止采样。
+    """
+
+    session_id: str
+    roi: tuple[float, float, float, float] | None
+    seq: int
+
+
+class PpgSamples(BaseModel):
+    """``ppg.samples``（学生端 -> 服务端，每秒一批）：每行 ``[t_ms, r, g, b]``。
+
+    ``t_ms`` 为该帧的采集时刻（页面 ``performance.now()``，毫秒，严格递增）；r/g/b 为 ROI 内皮肤像素的均值（0..255）。
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+    roi_seq: int | None = None
+    samples: list[tuple[float, float, float, float]] = Field(min_length=1, max_length=PPG_MAX_ROWS)
+
+    @model_validator(mode="after")
+    def _check_rows(self) -> "PpgSamples":
+        previous = None
+        for t, *rgb in self.samples:
+            if not all(0.0 <= v <= 255.0 for v in rgb):
+                raise ValueError("r/g/b 必须在 0..255 之间")
+            if not 0.0 <= t < 1e12 or (previous is not None and t <= previous):
+                raise ValueError("t_ms 必须是非负且严格递增的毫秒时间")
+            previous = t
+        return self
+
+
+class PpgSamplesAck(BaseModel):
+    ok: bool
+    accepted: int | None = None
     error: str | None = None

@@ -230,7 +230,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def whip(stack: Stack, request: pytest.FixtureRequest) -> Iterator[WhipStandin]:
-    """模块变量 WHIP_PORT 上的 WHIP 端点替身（aiortc），推流前调用本模块网关的鉴权接口。"""
-    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth").start(port=request.module.WHIP_PORT)
+    """模块变量 WHIP_PORT 上的 WHIP 端点替身（aiortc），推流前调用本模块网关的鉴权接口。
+    模块变量 WHIP_RELAY 为 True 时，替身像 MediaMTX 一样把每路视频转成 RTSP（推到测试的 rtsp-server-perl 同名路径）。"""
+    relay = stack.rtsp.publish_url("").rstrip("/") if getattr(request.module, "WHIP_RELAY", False) else None
+    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth", relay_rtsp=relay).start(
+        port=request.module.WHIP_PORT
+    )
     yield standin
     standin.stop()

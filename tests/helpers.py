@@ -10,6 +10,10 @@ from typing import Any
 
 import socketio
 
+from workers.analysis.face import FaceDetector
+from workers.analysis.ppg import SkinSampler, face_roi
+from workers.synthetic import face_frames, simulate_pulse
+
 from shared import events as ev
 
 RECORDED_EVENTS = (
@@ -23,6 +27,7 @@ RECORDED_EVENTS = (
     ev.SIGNAL_CLOSE,
     ev.SIGNAL_ANSWER,
     ev.SIGNAL_READY,
+    ev.PPG_ROI,
 )
 
 
@@ -115,3 +120,16 @@ class Heartbeats(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(5)
+
+
+def client_ppg_rows(detector: FaceDetector, hr: float, seconds: float, seed: int, fps: float = 15.0) -> list[list[float]]:
+    """学生端的采样：未经编码的画面上，固定采样框内皮肤像素的 RGB 均值（与 dashboard/ppg-sampler.js 同一算法）。"""
+    pulse = simulate_pulse(seconds, hr, seed=seed, steady=True)
+    frames = list(face_frames(int(seconds * fps), fps, pulse=pulse, motion=False, drift=0.02, seed=seed, noise=4.0))
+    roi = face_roi(detector.detect(frames[0]).faces[0].landmarks, (frames[0].shape[1], frames[0].shape[0]))
+    sampler = SkinSampler()
+    rows = []
+    for i, frame in enumerate(frames):
+        rgb = sampler.sample(frame, roi)
+        rows.append([1000.0 * i / fps + 12345.0, *map(float, rgb)])
+    return rows

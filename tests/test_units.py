@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from gateway.sdp import OfferRejected, ice_fragment, parse_offer
 from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
+from shared.messages import PPG_MAX_ROWS, PpgSamples
 from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name, reader_url
 from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
@@ -319,3 +320,21 @@ def test_reader_credentials_only_go_to_our_media_server() -> None:
     assert reader_url("rtsp://camera.lan:8554/x", ours, "r", "p") == "rtsp://camera.lan:8554/x"
     assert reader_url("rtsp://u:v@mediamtx:8554/x", ours, "r", "p") == "rtsp://u:v@mediamtx:8554/x"
     assert reader_url("rtsp://mediamtx:8554/x", ours, "", "") == "rtsp://mediamtx:8554/x"
+
+
+def test_ppg_samples_accept_a_normal_batch_and_reject_bad_rows() -> None:
+    rows = [[1000.0 + 66.7 * i, 180.2, 130.5, 110.25] for i in range(15)]
+    assert len(PpgSamples(session_id="s-1", roi_seq=3, samples=rows).samples) == 15
+    bad = {
+        "时间不递增": [[1000.0, 1, 2, 3], [1000.0, 1, 2, 3]],
+        "颜色越界": [[1000.0, 1, 2, 300]],
+        "NaN": [[1000.0, float("nan"), 2, 3]],
+        "负时间": [[-5.0, 1, 2, 3]],
+        "行太多": [[float(i), 1, 2, 3] for i in range(PPG_MAX_ROWS + 1)],
+        "空批": [],
+        "列数不对": [[1000.0, 1, 2]],
+    }
+    for label, samples in bad.items():
+        with pytest.raises(ValidationError):
+            PpgSamples(session_id="s-1", samples=samples)
+            pytest.fail(label)

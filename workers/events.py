@@ -100,7 +100,11 @@ def build_monitor_update(
             multi_face_secs=round(tracker.multi_face_secs, 2),
             occlusion_ratio=tracker.occlusion_ratio if obs.faces.detected else None,
         ),
-        ppg=PpgMetrics(hr_bpm=ppg.hr_bpm, signal_quality=ppg.signal_quality),
+        ppg=PpgMetrics(
+            hr_bpm=ppg.hr_bpm,
+            signal_quality=ppg.signal_quality,
+            source=ppg.source if ppg.signal_quality is not None else None,
+        ),
         audio=AudioMetrics(
             dominant=speech.dominant if speech else None,
             confidence=speech.confidence if speech else None,
@@ -144,7 +148,11 @@ def build_heart_rate_event(session_id: str, stream_name: str, tracker: StreamTra
         session_id=session_id,
         stream_name=stream_name,
         result=HeartRateResult(
-            hr_bpm=ppg.hr_bpm, signal_quality=ppg.signal_quality, face_detected=obs.faces.detected, window_s=ppg.window_s
+            hr_bpm=ppg.hr_bpm,
+            signal_quality=ppg.signal_quality,
+            face_detected=obs.faces.detected,
+            window_s=ppg.window_s,
+            source=ppg.source if ppg.signal_quality is not None else None,
         ),
         video_timestamp=round(obs.frame_wall_time, 3),
     )

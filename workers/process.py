@@ -23,11 +23,12 @@ import socketio
 from shared import events as ev
 from shared.api import StreamJob, WorkerStatus
 from shared.keys import RedisKeys
-from shared.messages import SignalClose
+from shared.messages import PpgRoi, SignalClose
 from shared.settings import Settings
 
 from .analysis.emotion import face_crop
 from .analysis.face import FaceDetections, FaceDetector
+from .client_ppg import ClientPpgReader
 from .consumer import StreamConsumer
 from .coordinator import Coordinator, PeerLoad, plan_claims, plan_release
 from .emotion_service import EmotionService
@@ -151,7 +152,7 @@ class AnalysisLoop(threading.Thread):
         tracker = consumer.tracker
         latency_ms = tracker.mark_published(now)
         job = consumer.job
-        ppg = tracker.pulse.estimate()
+        ppg = tracker.heart_rate(now)
         update = build_monitor_update(
             job.session_id,
             tracker,
@@ -167,6 +168,11 @@ class AnalysisLoop(threading.Thread):
         emotion = build_emotion_event(job.session_id, job.stream_name, tracker)
         heart = build_heart_rate_event(job.session_id, job.stream_name, tracker, ppg) if tracker.heart_rate_due(now) else None
         batch = route(job.stream_name, update, emotion, heart)
+        roi = tracker.roi_due(now) if job.session_id else None
+        if roi is not None:
+            # 学生端据此在编码前的画面上采样皮肤颜色（ppg.samples）
+            message = PpgRoi(session_id=job.session_id, seq=roi[0], roi=roi[1]).model_dump(mode="json")
+            batch.append(Emission(ev.PPG_ROI, message, ev.NS_DEFAULT, ev.session_room(job.session_id)))
         update_data = next(e.data for e in batch if e.event == ev.MONITOR_UPDATE)  # 已序列化：回放缓冲直接复用
         self.publisher.submit(batch, replay=(job.session_id, update_data))
         consumer.aggregate.add_update(update, emotion.result.dominant_emotion, now)
@@ -210,6 +216,7 @@ class WorkerProcess:
             self.wake,
         )
         self.stop_event = threading.Event()
+        self.client_ppg = ClientPpgReader(self.redis, self.keys, self.registry.snapshot, self.stop_event)
         self._process = psutil.Process()
         self._last_renew_ok = time.monotonic()
         self._rng = random.Random()
@@ -221,6 +228,7 @@ class WorkerProcess:
         self.speech_emotion.start()
         self.publisher.start()
         self.analysis.start()
+        self.client_ppg.start()
         psutil.cpu_percent(None)
         self._process.cpu_percent(None)
         interval = self.settings.claim_interval_ms / 1000.0

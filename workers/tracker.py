@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -15,7 +16,7 @@ from .analysis.attention import Attention, HeadPose, attention_from_pose, estima
 from .analysis.emotion import EmotionEstimate, summarize
 from .analysis.face import Face, FaceDetections
 from .analysis.occlusion import OcclusionEstimator
-from .analysis.ppg import PulseMonitor
+from .analysis.ppg import PpgResult, PulseMonitor, RppgEstimator
 from .analysis.speech_emotion import SpeechEmotion
 from .ingest import Frame, RateMeter
 
@@ -54,6 +55,10 @@ class StreamTracker:
     # 说话期间每隔该时长取最近一段语音做一次语音情绪分类；结果保留到没有新结果后该时长
     SPEECH_EMOTION_INTERVAL_S = 3.0
     SPEECH_EMOTION_HOLD_S = 10.0
+    # 学生端样本超过该时长没有到达即视为停止（改用解码视频的估计）
+    CLIENT_PPG_STALE_S = 3.0
+    # 采样框没有变化时也每隔该时长重发一次 ppg.roi（学生端重连、重新推流后很快恢复采样）
+    ROI_RESEND_S = 2.0
 
     def __init__(
         self,
@@ -75,6 +80,11 @@ class StreamTracker:
         self.analysis_meter = RateMeter()
         self.last_latency_ms: float | None = None
         self.pulse = PulseMonitor()
+        self.client_pulse = RppgEstimator()  # 学生端编码前采样的皮肤颜色
+        self._client_samples_at: float | None = None
+        self._roi_sent: tuple[float, float, float, float] | None = None
+        self._roi_sent_at: float | None = None
+        self._roi_seq = 0
         self.anomalies = AnomalyTracker(dict(policies or DEFAULT_POLICIES))
         self.active: list[ActiveAnomaly] = []
         self.attention: Attention | None = None
@@ -106,7 +116,38 @@ class StreamTracker:
             self._audio_state = self._audio.state()
             self._audio_at = now
 
+    # ---- 学生端样本读取线程 ----
+    def add_client_samples(self, rows: list[list[float]], now: float) -> None:
+        """一批学生端样本 ``[t_ms, r, g, b]``（网关已校验）。"""
+        for t_ms, r, g, b in rows:
+            self.client_pulse.add(t_ms / 1000.0, np.array([r, g, b], dtype=np.float64))
+        self._client_samples_at = now
+
     # ---- 分析线程 ----
+    def heart_rate(self, now: float) -> PpgResult:
+        """当前心率估计：学生端样本在持续到达时优先用它（编码前的画面，脉搏未被量化掉）；
+        它还没有给出心率而解码视频给出了时，用视频的。"""
+        video = dataclasses.replace(self.pulse.estimate(), source="video")
+        if self._client_samples_at is None or now - self._client_samples_at > self.CLIENT_PPG_STALE_S:
+            return video
+        client = dataclasses.replace(self.client_pulse.estimate(), source="client")
+        return video if client.hr_bpm is None and video.hr_bpm is not None else client
+
+    def roi_due(self, now: float) -> tuple[int, tuple[float, float, float, float] | None] | None:
+        """需要发给学生端的采样框 ``(seq, 相对坐标)``：框变化时立即，否则每 ``ROI_RESEND_S`` 秒一次；不需要时 None。"""
+        roi = self.pulse.roi
+        if roi is not None and self.latest is not None:
+            width, height = self.latest.faces.image_size
+            x0, y0, x1, y1 = roi
+            roi = (round(x0 / width, 4), round(y0 / height, 4), round(x1 / width, 4), round(y1 / height, 4))
+        changed = roi != self._roi_sent
+        if not changed and self._roi_sent_at is not None and now - self._roi_sent_at < self.ROI_RESEND_S:
+            return None
+        if changed:
+            self._roi_seq += 1
+        self._roi_sent, self._roi_sent_at = roi, now
+        return self._roi_seq, roi
+
     def audio_state(self, now: float) -> AudioState | None:
         """当前音频状态；没有音轨（或音频已停止超过 ``AUDIO_STALE_S``）时 None。"""
         if self._audio_at is None or now - self._audio_at > self.AUDIO_STALE_S:

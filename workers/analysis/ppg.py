@@ -29,6 +29,7 @@ class PpgResult:
     signal_quality: float | None  # 0..1；None 表示样本还不够
     snr_db: float | None
     window_s: float
+    source: str | None = None  # 由调用方标注：client（学生端采样）或 video（解码视频）
 
 
 def face_roi(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -252,6 +253,12 @@ class PulseMonitor:
             tolerance = self.roi_tolerance * (roi[2] - roi[0])
             if max(abs(a - b) for a, b in zip(roi, self._roi)) > tolerance:
                 self._roi = roi
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """当前采样框（像素坐标）；没有人脸时 None。"""
+        with self._lock:
+            return self._roi
 
     def clear_face(self) -> None:
         """停止采样；中断超过估计器的 ``max_gap_s`` 后历史自动作废。"""

@@ -10,12 +10,14 @@
 - ``DELETE /{path}/whip/{secret}``：关闭连接，200；未知会话 404。
 - 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）、
   ``POST /_standin/drop``（服务端关闭某路径的连接，模拟媒体故障）。
+- ``--relay-rtsp BASE``：把每路推流的视频（重新编码为 H.264）推到 ``BASE/<路径>``，像 MediaMTX 一样让工作进程
+  经 RTSP 读到学生端的画面（测试与基准里用 rtsp-server-perl 充当 RTSP 服务）。
 - 基准用：``--record FILE`` 把第一路视频解码后的帧无损（FFV1）写入 FILE，各帧的接收时刻写入 FILE.times.json；
   ``GET /_standin/publisher?path=&kbps=`` 是一个最小的浏览器推流页（H.264 优先、码率上限 kbps），
   用来测量浏览器编码器对画面的影响（见 workers/bench/browser.py）。
 
 命令行：``python -m workers.devstack.whip_standin --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]
-[--record FILE]``。
+[--record FILE] [--relay-rtsp BASE]``。
 测试代码可直接用本文件里的 :class:`WhipStandin` 启停子进程。
 """
 
@@ -38,6 +40,8 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from fastapi import FastAPI, Request, Response
 
+from workers.devstack.servers import require_binary
+
 log = logging.getLogger("whip_standin")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,17 +62,23 @@ class Session:
         return {**{k: getattr(self, k) for k in keys},
                 "connection_state": self.pc.connectionState, "ice_state": self.pc.iceConnectionState}
 
-    async def consume(self, track, recorder: "FrameRecorder | None" = None) -> None:
-        """不停地取帧并计数（需要时录下视频帧），直到轨道结束。"""
-        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    self.video_frames += 1
-                    if recorder is not None:
-                        recorder.write(frame)
-                else:
-                    self.audio_frames += 1
+    async def consume(self, track, recorder: "FrameRecorder | None" = None, relay: "RtspRelay | None" = None) -> None:
+        """不停地取帧并计数（需要时录下视频帧、转推到 RTSP），直到轨道结束。"""
+        try:
+            with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+                while True:
+                    frame = await track.recv()
+                    if track.kind == "video":
+                        self.video_frames += 1
+                        if recorder is not None:
+                            recorder.write(frame)
+                        if relay is not None:
+                            await relay.write(frame)
+                    else:
+                        self.audio_frames += 1
+        finally:
+            if relay is not None:
+                await relay.close()
 
     async def close(self) -> None:
         self.closing = True
@@ -110,6 +120,52 @@ class FrameRecorder:
             Path(self.path + ".times.json").write_text(json.dumps([round(t - start, 4) for t in self.times]))
 
 
+class RtspRelay:
+    """把收到的视频帧经 FFmpeg（x264，1 Mbit/s）推到 RTSP 地址；首帧决定分辨率，之后的帧缩放到同一尺寸。"""
+
+    FPS = 15
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.proc: asyncio.subprocess.Process | None = None
+        self.size: tuple[int, int] | None = None
+        self.failed = False
+
+    async def write(self, frame) -> None:
+        if self.failed:
+            return
+        if self.proc is None:
+            self.size = (frame.width - frame.width % 2, frame.height - frame.height % 2)
+            self.proc = await asyncio.create_subprocess_exec(
+                require_binary("ffmpeg"), "-nostdin", "-loglevel", "error",
+                "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{self.size[0]}x{self.size[1]}", "-framerate", str(self.FPS),
+                "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(self.FPS),
+                "-b:v", "1M", "-pix_fmt", "yuv420p", "-f", "rtsp", self.url,
+                stdin=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        width, height = self.size
+        image = frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
+        try:
+            self.proc.stdin.write(image.tobytes())
+            await asyncio.wait_for(self.proc.stdin.drain(), timeout=5)
+        except (BrokenPipeError, ConnectionResetError, asyncio.TimeoutError) as e:
+            log.warning("转推 %s 失败: %r", self.url, e)
+            self.failed = True
+            await self.close()
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=3)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 PUBLISHER_PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP 推流（基准）</title>
 <script type="module">
 const q = new URLSearchParams(location.search);
@@ -147,7 +203,7 @@ def _video_codec(answer_sdp: str) -> str | None:
     return None
 
 
-def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None = None):
+def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None):
     state = {"posts": 0, "mode": mode}
     sessions: dict[str, Session] = {}
     recorder = FrameRecorder(record) if record else None
@@ -222,7 +278,8 @@ def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None
         @pc.on("track")
         def on_track(track):
             first = recorder is not None and track.kind == "video" and recorder.container is None
-            sess.tasks.append(asyncio.ensure_future(sess.consume(track, recorder if first else None)))
+            relay = RtspRelay(f"{relay_rtsp.rstrip('/')}/{path}") if relay_rtsp and track.kind == "video" else None
+            sess.tasks.append(asyncio.ensure_future(sess.consume(track, recorder if first else None, relay)))
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -287,8 +344,10 @@ def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None
 class WhipStandin:
     """在子进程里启动 WHIP 替身服务，供测试使用。"""
 
-    def __init__(self, auth_url: str | None = None, mode: str = "ok", record: str | None = None) -> None:
-        self.auth_url, self.mode, self.record = auth_url, mode, record
+    def __init__(
+        self, auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None
+    ) -> None:
+        self.auth_url, self.mode, self.record, self.relay_rtsp = auth_url, mode, record, relay_rtsp
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
@@ -308,6 +367,8 @@ class WhipStandin:
             cmd += ["--auth-url", self.auth_url]
         if self.record:
             cmd += ["--record", self.record]
+        if self.relay_rtsp:
+            cmd += ["--relay-rtsp", self.relay_rtsp]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -356,11 +417,12 @@ def main() -> None:
     ap.add_argument("--auth-url")
     ap.add_argument("--mode", choices=["ok", "error500"], default="ok")
     ap.add_argument("--record", help="把第一路视频的解码帧无损写入该文件（.mkv）")
+    ap.add_argument("--relay-rtsp", help="把每路视频推到该 RTSP 地址下的同名路径，例如 rtsp://127.0.0.1:8554")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aioice", "aiortc", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    uvicorn.run(create_app(args.auth_url, args.mode, args.record), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.auth_url, args.mode, args.record, args.relay_rtsp), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
