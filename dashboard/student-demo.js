@@ -1,9 +1,11 @@
 // 学生端监考演示页：演示 /dashboard/student.js（ProctorClient）的接入方式。
-// URL 参数：?session_id=...&publish_token=...（预填会话）、retry_base_ms=...（重试退避基数，默认 1000）。
+// URL 参数：?session_id=...&publish_token=...（预填会话）、retry_base_ms=...（重试退避基数，默认 1000）、
+// max_video_kbps=...（视频码率上限，默认 1500）。
 
 const $ = (selector) => document.querySelector(selector);
 const params = new URLSearchParams(window.location.search);
 const retryBaseMs = Number.parseInt(params.get("retry_base_ms") || "", 10);
+const maxVideoKbps = Number.parseInt(params.get("max_video_kbps") || "", 10);
 
 const els = {
   apiKey: $("#api-key"),
@@ -111,6 +113,7 @@ els.start.addEventListener("click", async () => {
     publishToken,
     previewVideo: els.preview,
     retryBaseMs: Number.isFinite(retryBaseMs) && retryBaseMs >= 0 ? retryBaseMs : 1000,
+    ...(Number.isFinite(maxVideoKbps) && maxVideoKbps > 0 ? { maxVideoKbps } : {}),
   });
   window.proctorClient = client;
   const current = client;

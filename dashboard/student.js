@@ -3,6 +3,7 @@
  *
  * 作用：在考试页里采集摄像头（≤640x480、≤15 fps）和麦克风，经 WebRTC 推送到监考服务；
  * 信令（offer/answer/ICE）、心跳与关闭通知都走网关的 Socket.IO 默认命名空间 "/"。
+ * 另外在编码前从摄像头原始帧采样人脸皮肤颜色（只上传数字、不上传图像）供服务器测心率，见 ppg-sampler.js。
  * 网络或媒体服务出问题时自动重试；最终失败时状态变为 `unavailable`（“AI 监考暂不可用”），
  * 但绝不抛出异常、绝不阻塞作答——考试页只需显示提示即可。
  *
@@ -34,6 +35,7 @@
  */
 
 import { io } from "/vendor/socket.io.esm.min.js";
+import { PpgSampler } from "./ppg-sampler.js";
 
 /** 各状态对应的中文提示文字（可直接显示给学生）。 */
 export const STATUS_TEXT = Object.freeze({
@@ -61,7 +63,8 @@ const MAX_RENEGOTIATIONS = 1; // 每次媒体故障允许的自动重新协商�
 const DISCONNECTED_GRACE_MS = 8000; // ICE 处于 disconnected 超过该时间视为媒体故障
 const CLOSE_ACK_MS = 1000; // close() 等待 signal.close 回执的最长时间
 const ICE_ACK_MS = 5000;
-const VIDEO_MAX_BITRATE = 1_500_000; // 视频最高码率 1.5 Mbit/s
+const PPG_ACK_MS = 5000; // ppg.samples 回执的超时
+const VIDEO_MAX_BITRATE = 1_500_000; // 视频默认最高码率 1.5 Mbit/s（maxVideoKbps 可改）
 const VIDEO_MAX_FPS = 15;
 
 const MEDIA_CONSTRAINTS = {
@@ -136,6 +139,8 @@ export class ProctorClient extends EventTarget {
    * @param {number} [options.retryBaseMs=1000] 重试退避基数：第 1/2/3 次重试前分别等待 1/2/4 倍
    * @param {number} [options.answerTimeoutMs=15000] 等待 answer（以及 Socket 连上、ICE 连通）的超时
    * @param {HTMLVideoElement|null} [options.previewVideo=null] 可选，用于显示本地摄像头画面的 <video>
+   * @param {number} [options.maxVideoKbps=1500] 视频码率上限（kbit/s）
+   * @param {boolean} [options.ppgSampling=true] 是否在本地采样人脸皮肤颜色供服务器测心率（只上传数字，不上传图像）
    */
   constructor({
     sessionId,
@@ -144,6 +149,8 @@ export class ProctorClient extends EventTarget {
     retryBaseMs = 1000,
     answerTimeoutMs = 15000,
     previewVideo = null,
+    maxVideoKbps = VIDEO_MAX_BITRATE / 1000,
+    ppgSampling = true,
   } = {}) {
     super();
     this.sessionId = sessionId;
@@ -152,12 +159,15 @@ export class ProctorClient extends EventTarget {
     this.retryBaseMs = Math.max(0, Number(retryBaseMs) || 0);
     this.answerTimeoutMs = Math.max(1, Number(answerTimeoutMs) || 15000);
     this.previewVideo = previewVideo;
+    this.maxVideoBitrate = Math.max(100, Number(maxVideoKbps) || VIDEO_MAX_BITRATE / 1000) * 1000;
+    this.ppgSampling = ppgSampling !== false;
 
     this._status = "idle";
     this._reason = null;
     this._ready = false;
     this._stream = null; // MediaStream（摄像头 + 麦克风）
     this._socket = null;
+    this._ppg = null; // PpgSampler（本地摄像头帧的皮肤颜色采样，见 ppg-sampler.js）
     this._media = null; // 当前媒体会话 {pc, queue, answered, disconnectTimer}
     this._attempt = null; // 进行中的协商尝试 {media, abort, onAnswer}
     this._negotiating = false;
@@ -255,6 +265,7 @@ export class ProctorClient extends EventTarget {
     this._showPreview();
 
     this._connectSocket();
+    this._startPpg();
     this._heartbeatTimer = setInterval(() => this._heartbeat(), HEARTBEAT_MS);
     await this._negotiate("connecting");
     return this._status;
@@ -345,6 +356,42 @@ export class ProctorClient extends EventTarget {
     socket.on("signal.close", (data) => {
       if (data?.session_id !== undefined && data.session_id !== this.sessionId) return;
       this._onServerClose(String(data?.reason || "server_closed"));
+    });
+    socket.on("ppg.roi", (data) => {
+      if (socket !== this._socket || data?.session_id !== this.sessionId) return;
+      this._ppg?.setRoi(data.roi, data.seq);
+    });
+  }
+
+  /** 在本地视频轨道上（重新）开始皮肤颜色采样；每批数据经 ppg.samples 上传。 */
+  _startPpg() {
+    this._stopPpg();
+    const track = this._stream?.getVideoTracks()[0];
+    if (!this.ppgSampling || !track || !this._socket) return;
+    try {
+      this._ppg = new PpgSampler({ track, onBatch: (samples, roiSeq) => this._sendPpg(samples, roiSeq) });
+      this._ppg.start();
+    } catch (err) {
+      this._ppg = null;
+      console.warn(LOG_PREFIX, "无法启动心率采样，不影响监考", err?.message || err);
+    }
+  }
+
+  _stopPpg() {
+    this._ppg?.stop();
+    this._ppg = null;
+  }
+
+  /** 上传一批采样；Socket 未连上时直接丢弃（不缓存）。 */
+  _sendPpg(samples, roiSeq) {
+    const socket = this._socket;
+    if (this._stopped || !socket?.connected) return;
+    const payload = { session_id: this.sessionId, roi_seq: roiSeq, samples };
+    socket.timeout(PPG_ACK_MS).emit("ppg.samples", payload, (err, ack) => {
+      if ((err || ack?.ok !== true) && !this._warned.has("ppg")) {
+        this._warned.add("ppg");
+        console.warn(LOG_PREFIX, "上传心率采样失败", err?.message || ack?.error || "");
+      }
     });
   }
 
@@ -509,6 +556,7 @@ export class ProctorClient extends EventTarget {
     this._stream?.getTracks().forEach((t) => t.stop());
     this._stream = media.stream;
     this._showPreview();
+    this._startPpg();
   }
 
   /** 新建 RTCPeerConnection 并挂上同一组轨道（只发送：1 路视频 + 至多 1 路音频）。 */
@@ -522,7 +570,7 @@ export class ProctorClient extends EventTarget {
     const video = pc.addTransceiver(videoTrack, {
       direction: "sendonly",
       streams: [this._stream],
-      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE, maxFramerate: VIDEO_MAX_FPS }],
+      sendEncodings: [{ maxBitrate: this.maxVideoBitrate, maxFramerate: VIDEO_MAX_FPS }],
     });
     this._preferCodecs(video);
     if (audioTrack) pc.addTransceiver(audioTrack, { direction: "sendonly", streams: [this._stream] });
@@ -647,6 +695,7 @@ export class ProctorClient extends EventTarget {
   }
 
   _closeMedia() {
+    this._ppg?.setRoi(null); // 服务器看不到视频时 ROI 失效：等它对新连接重新下发
     const media = this._media;
     if (!media) return;
     this._media = null;
@@ -674,6 +723,7 @@ export class ProctorClient extends EventTarget {
     clearInterval(this._heartbeatTimer);
     this._heartbeatTimer = null;
     this._closeMedia();
+    this._stopPpg();
     this._stream?.getTracks().forEach((t) => t.stop());
     this._stream = null;
     if (this.previewVideo) this.previewVideo.srcObject = null;

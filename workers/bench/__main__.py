@@ -109,9 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--processes", type=int, default=1)
     a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）、异常检出率、各分析器开销")
     a.add_argument(
-        "--parts", default="rppg,anomalies,costs", help="逗号分隔：rppg, anomalies, costs, browser（Chromium 编码器，实时、较慢）"
+        "--parts", default="rppg,anomalies,costs", help="逗号分隔：rppg, anomalies, costs, browser（Chromium 编码器，实时、较慢）, "
+        "client（学生端编码前采样，经完整部署与 Chromium 学生端页面，实时、较慢）"
     )
-    a.add_argument("--browser-kbps", type=int, default=1500, help="browser：学生端的视频码率上限（kbit/s）")
+    a.add_argument("--browser-kbps", type=int, default=1500, help="browser / client：学生端的视频码率上限（kbit/s）")
     a.add_argument("--heart-rates", default="50,65,80,95,110,125,140", help="逗号分隔的心率（bpm）")
     a.add_argument("--clip-seconds", type=float, default=20.0)
     a.add_argument("--codecs", default="all", help="逗号分隔的编码设置名（raw, h264_1000k, ...），默认全部")
@@ -143,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
 
             hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
             result["rppg_browser"] = bench_browser(hrs, args.clip_seconds, args.browser_kbps)
+        if "client" in parts:
+            from .client import bench_client
+
+            hrs = [float(x) for x in args.heart_rates.split(",") if x.strip()]
+            result["rppg_client"] = bench_client(hrs, args.clip_seconds, args.browser_kbps)
         if "anomalies" in parts:
             from .scenarios import bench_anomalies
 
