@@ -7,7 +7,8 @@
  *
  * 人脸区域（ROI）由服务器告知（`setRoi`）；没有 ROI 时不产生任何数据。
  * 皮肤判定与服务器 `workers/analysis/ppg.py` 的 `SkinSampler` 一致：
- * YCrCb 色度与参照色度的距离 ≤ 10，且 40 < Y < 245；参照色度取 ROI 中部的均值并做指数平滑。
+ * YCrCb 色度与参照色度的距离 ≤ 10，且 40 < Y < 245；参照色度取 ROI 中部的均值并做指数平滑；
+ * 皮肤像素按二维 Hann 窗加权平均（框边权重为 0）。
  *
  * 用法：
  *
@@ -37,11 +38,11 @@ function normalizeRoi(roi) {
 }
 
 /**
- * 一帧 ROI 图像中皮肤像素的 RGB 均值（与服务器的 `SkinSampler.sample` 相同的算法）。
+ * 一帧 ROI 图像中皮肤像素的 RGB 加权均值（与服务器的 `SkinSampler.sample` 相同的算法）。
  * @param {Uint8ClampedArray} data RGBA 像素（`ImageData.data`）
  * @param {number} width 宽（像素）
  * @param {number} height 高（像素）
- * @param {{ref: number[]|null}} state 参照色度 [Cr, Cb]，跨帧保存；函数会更新它
+ * @param {{ref: number[]|null}} state 参照色度 [Cr, Cb] 与缓存的窗函数，跨帧保存；函数会更新它
  * @returns {number[]|null} [r, g, b]；皮肤像素不足时为 null
  */
 export function skinMean(data, width, height, state) {
@@ -71,30 +72,50 @@ export function skinMean(data, width, height, state) {
     ref[0] += CHROMA_SMOOTHING * (cr - ref[0]);
     ref[1] += CHROMA_SMOOTHING * (cb - ref[1]);
   }
-  // 掩膜：色度距离 ≤ 半径且亮度在范围内；累加掩膜内的 R、G、B
+  // 掩膜：色度距离 ≤ 半径且亮度在范围内；掩膜内的 R、G、B 按二维 Hann 窗加权平均
+  // （框边权重为 0：头部移动时从框边进出的皮肤不会把移动的节奏带进均值）
   const refCr = state.ref[0] - 128;
   const refCb = state.ref[1] - 128;
   const radius2 = CHROMA_RADIUS * CHROMA_RADIUS;
+  const wx = hann(width, state);
+  const wy = hann(height, state);
   let sr = 0;
   let sg = 0;
   let sb = 0;
+  let sw = 0;
   let count = 0;
-  for (let i = 0, end = width * height * 4; i < end; i += 4) {
-    const r = data[i];
-    const g = data[i + 1];
-    const b = data[i + 2];
-    const luma = 0.299 * r + 0.587 * g + 0.114 * b;
-    if (luma <= LUMA_MIN || luma >= LUMA_MAX) continue;
-    const dcr = (r - luma) * 0.713 - refCr;
-    const dcb = (b - luma) * 0.564 - refCb;
-    if (dcr * dcr + dcb * dcb > radius2) continue;
-    sr += r;
-    sg += g;
-    sb += b;
-    count += 1;
+  for (let y = 0, i = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1, i += 4) {
+      const r = data[i];
+      const g = data[i + 1];
+      const b = data[i + 2];
+      const luma = 0.299 * r + 0.587 * g + 0.114 * b;
+      if (luma <= LUMA_MIN || luma >= LUMA_MAX) continue;
+      const dcr = (r - luma) * 0.713 - refCr;
+      const dcb = (b - luma) * 0.564 - refCb;
+      if (dcr * dcr + dcb * dcb > radius2) continue;
+      const weight = wx[x] * wy[y];
+      sr += weight * r;
+      sg += weight * g;
+      sb += weight * b;
+      sw += weight;
+      count += 1;
+    }
   }
-  if (count < MIN_SKIN_PIXELS) return null;
-  return [sr / count, sg / count, sb / count];
+  if (count < MIN_SKIN_PIXELS || sw <= 0) return null;
+  return [sr / sw, sg / sw, sb / sw];
+}
+
+/** 长度为 n 的对称 Hann 窗（同 numpy.hanning），按长度缓存在 state 里。 */
+function hann(n, state) {
+  state.hann ??= new Map();
+  let win = state.hann.get(n);
+  if (!win) {
+    win = new Float32Array(n);
+    for (let k = 0; k < n; k += 1) win[k] = n === 1 ? 1 : 0.5 - 0.5 * Math.cos((2 * Math.PI * k) / (n - 1));
+    state.hann.set(n, win);
+  }
+  return win;
 }
 
 /**

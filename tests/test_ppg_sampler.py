@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import Browser
 
+from workers.analysis.ppg import SkinSampler
+from workers.synthetic import face_frames
+
 from .conftest import Stack
 
 WORKER_PROCESSES = 0  # 只需网关提供 /dashboard/ppg-sampler.js
@@ -171,3 +174,27 @@ def test_ppg_sampler_measures_skin_colour_and_pulse_from_a_video_track(stack: St
     assert result["afterNull"] == []
     assert result["afterStop"] == []
     assert result["videosAdded"] == 0  # 隐藏的 <video> 不进入页面
+
+
+def test_browser_skin_mean_matches_the_server_sampler(stack: Stack, browser: Browser) -> None:
+    """同一块像素（真实人脸照片的一角，含背景与头发）：浏览器的 ``skinMean`` 与服务器的 ``SkinSampler`` 给出同一个均值。"""
+    frame = next(face_frames(1, noise=0.0, motion=False))
+    x0, y0 = 290, 90  # 31x31 的小块（< 32 像素，服务器不做 2x2 缩小）：额头、发际与背景都在里面
+    patch = frame[y0 : y0 + 31, x0 : x0 + 31]
+    server = SkinSampler().sample(patch, (0, 0, 31, 31))
+    rgba = np.dstack([patch[..., ::-1], np.full(patch.shape[:2], 255, np.uint8)]).ravel().tolist()
+    page = browser.new_page()
+    page.goto(f"{stack.base_url}/student-demo")
+    client = page.evaluate(
+        """async (rgba) => {
+          const { skinMean } = await import("/dashboard/ppg-sampler.js");
+          return skinMean(new Uint8ClampedArray(rgba), 31, 31, { ref: null });
+        }""",
+        rgba,
+    )
+    page.close()
+    assert server is not None and client is not None
+    # OpenCV 的 YCrCb 取整到整数，浏览器用浮点：只有贴着色度门限的个别像素可能不同
+    assert np.abs(np.array(client) - server).max() < 0.5, (client, server)
+    plain = patch[..., ::-1].reshape(-1, 3).mean(axis=0)
+    assert np.abs(plain - server).max() > 2.0  # 这块里确实有非皮肤像素被排除（否则比较没有意义）

@@ -55,7 +55,7 @@ def face_roi(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[int, i
 
 
 class SkinSampler:
-    """逐帧取 ROI 内皮肤像素的 RGB 均值。
+    """逐帧取 ROI 内皮肤像素的 RGB 加权均值（二维 Hann 窗加权，见 ``_window``）。
 
     皮肤由色度判定：与参照色度（YCrCb 的 Cr/Cb）距离在 ``chroma_radius`` 以内、且不过暗/过曝的像素。
     参照色度取 ROI 中部的中位数并做指数平滑，避免逐帧阈值变化让边缘像素反复进出掩膜。
@@ -67,6 +67,7 @@ class SkinSampler:
         self.blur = blur
         self.smoothing = smoothing
         self._ref: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
 
     def sample(self, image_bgr: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray | None:
         x0, y0, x1, y1 = roi
@@ -88,11 +89,19 @@ class SkinSampler:
         chroma = ycrcb[..., 1:].astype(np.float32) - self._ref.astype(np.float32)
         dist2 = chroma[..., 0] ** 2 + chroma[..., 1] ** 2
         luma = ycrcb[..., 0]
-        mask = ((dist2 <= self.chroma_radius**2) & (luma > 40) & (luma < 245)).astype(np.uint8)
-        if cv2.countNonZero(mask) < 20:
+        mask = (dist2 <= self.chroma_radius**2) & (luma > 40) & (luma < 245)
+        if np.count_nonzero(mask) < 20:
             return None
-        b, g, r, _ = cv2.mean(patch, mask=mask)
-        return np.array([r, g, b])
+        weights = self._window(h, w) * mask
+        b, g, r = np.einsum("hw,hwc->c", weights, patch.astype(np.float32)) / weights.sum()
+        return np.array([r, g, b], dtype=np.float64)
+
+    def _window(self, h: int, w: int) -> np.ndarray:
+        """二维 Hann 窗（中心权重 1，边框处 0）：头部移动时从框边进出的皮肤（脖子、发际）权重很小，
+        不会把移动的节奏带进皮肤均值（否则运动的谐波会盖过低心率，例如 50 bpm）。"""
+        if self._weights is None or self._weights.shape != (h, w):
+            self._weights = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+        return self._weights
 
 
 def pos_signal(rgb: np.ndarray, fs: float) -> np.ndarray:
@@ -235,7 +244,7 @@ class PulseMonitor:
     - ``estimate`` 返回当前心率与质量。
     """
 
-    def __init__(self, estimator: RppgEstimator | None = None, roi_tolerance: float = 0.06) -> None:
+    def __init__(self, estimator: RppgEstimator | None = None, roi_tolerance: float = 0.15) -> None:
         self.estimator = estimator or RppgEstimator()
         self.roi_tolerance = roi_tolerance
         self.sampler = SkinSampler()
@@ -243,7 +252,7 @@ class PulseMonitor:
         self._lock = threading.Lock()
 
     def set_face(self, landmarks: np.ndarray, image_size: tuple[int, int]) -> None:
-        """更新采样框。框比脸大，所以只在脸移动超过余量的一部分时才移动框：
+        """更新采样框。框比脸大，所以只在脸移动超过框宽的 ``roi_tolerance``（15%）时才移动框：
         检测结果的逐帧抖动不会变成采样均值的噪声。"""
         roi = face_roi(landmarks, image_size)
         with self._lock:
