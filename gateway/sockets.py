@@ -173,7 +173,7 @@ class StudentNamespace(StreamNamespace):
             await self.store.heartbeat(beat.session_id)
             await self.enter_room(sid, ev.session_room(beat.session_id))
 
-        error = await self._for_session(sid, SessionHeartbeat, data, run)
+        _, error = await self._for_session(sid, SessionHeartbeat, data, run)
         return HeartbeatAck(ok=error is None, error=error).model_dump()
 
     async def on_ppg_samples(self, sid: str, data: Any = None) -> dict:
@@ -181,27 +181,29 @@ class StudentNamespace(StreamNamespace):
 
         async def run(batch: PpgSamples) -> None:
             await self.store.add_ppg_samples(batch.session_id, batch)
-            accepted.append(len(batch.samples))
 
-        accepted: list[int] = []
-        error = await self._for_session(sid, PpgSamples, data, run)
-        return PpgSamplesAck(ok=error is None, accepted=accepted[0] if accepted else None, error=error).model_dump()
+        batch, error = await self._for_session(sid, PpgSamples, data, run)
+        accepted = None if error is not None else len(batch.samples)
+        return PpgSamplesAck(ok=error is None, accepted=accepted, error=error).model_dump()
 
-    async def _for_session(self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]]) -> str | None:
-        """校验载荷、核对连接的令牌属于其中的会话，然后执行 ``run``；返回错误说明（成功时 None）。"""
+    async def _for_session(
+        self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]]
+    ) -> tuple[Any, str | None]:
+        """校验载荷、核对连接的令牌属于其中的会话，然后执行 ``run``；返回 (载荷, 错误说明；成功时 None)。"""
+        req = None
         try:
             req = model.model_validate(data if data is not None else {})
             await self.relay.authorize(req.session_id, await self._token(sid))
             await run(req)
         except ValidationError as exc:
-            return _first_error(exc)
+            return req, _first_error(exc)
         except SignalingError as exc:
-            return f"{exc.reason}: {exc.detail}"
+            return req, f"{exc.reason}: {exc.detail}"
         except NotFound as exc:
-            return str(exc)
+            return req, str(exc)
         except RedisError as exc:
-            return f"server_unavailable: {exc}"
-        return None
+            return req, f"server_unavailable: {exc}"
+        return req, None
 
     async def _signal(
         self, sid: str, model: type[Any], data: Any, run: Callable[[Any], Awaitable[None]], notify: bool = False

@@ -23,7 +23,7 @@ from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
 from .conftest import Clips, Stack
-from .helpers import Heartbeats, client_ppg_rows, wait_until
+from .helpers import Heartbeats, client_ppg_rows
 
 WORKER_PROCESSES = 1
 WHIP_PORT = free_port()

@@ -140,6 +140,16 @@ def _summary(scores: list[ClipScore]) -> dict:
     }
 
 
+def _no_pulse_summary(runs: list[ClipScore]) -> dict:
+    """无脉搏对照：给出心率的次数（都是误报）、估计次数与最高信号质量。"""
+    return {
+        "clips": len(runs),
+        "hr_reported": sum(len(s.errors) for s in runs),
+        "estimates": sum(s.estimates for s in runs),
+        "max_quality": round(max((q for s in runs for q in s.quality), default=0.0), 3),
+    }
+
+
 def bench_rppg(heart_rates: list[float], duration_s: float, codecs: tuple[Codec, ...] = CODECS) -> dict:
     detector = FaceDetector()
     scores: list[ClipScore] = []
@@ -175,12 +185,7 @@ def bench_rppg(heart_rates: list[float], duration_s: float, codecs: tuple[Codec,
         "by_codec": by_codec,
         "raw_by_motion": by_motion,
         "no_pulse": {
-            name: {
-                "clips": len(runs),
-                "hr_reported": sum(len(s.errors) for s in runs),
-                "estimates": sum(s.estimates for s in runs),
-                "max_quality": round(max((q for s in runs for q in s.quality), default=0.0), 3),
-            }
+            name: _no_pulse_summary(runs)
             for name in NO_PULSE_CODECS
             if (runs := [s for s in nopulse if s.codec == name])
         },

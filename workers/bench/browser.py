@@ -21,7 +21,7 @@ from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, require_
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
-from .accuracy import FPS, NOISE, ClipScore, _summary, run_clip
+from .accuracy import FPS, NOISE, ClipScore, _no_pulse_summary, _summary, run_clip
 
 LEAD_S = 6.0  # 源片段比录制多出的时长：浏览器启动、协商、码控爬坡都在这段里，录制不会碰到循环接缝
 
@@ -85,11 +85,6 @@ def bench_browser(heart_rates: list[float], duration_s: float, kbps: int) -> dic
         "all": _summary(scores),
         "static": _summary([s for s in scores if not s.motion]),
         "motion": _summary([s for s in scores if s.motion]),
-        "no_pulse": {
-            "clips": len(nopulse),
-            "hr_reported": sum(len(s.errors) for s in nopulse),
-            "estimates": sum(s.estimates for s in nopulse),
-            "max_quality": round(max((q for s in nopulse for q in s.quality), default=0.0), 3),
-        },
+        "no_pulse": _no_pulse_summary(nopulse),
         "seconds": round(time.perf_counter() - started, 1),
     }

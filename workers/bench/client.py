@@ -22,7 +22,7 @@ from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, free_por
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
-from .accuracy import FPS, NOISE, SCORE_AFTER_S, ClipScore, _summary
+from .accuracy import FPS, NOISE, SCORE_AFTER_S, ClipScore, _no_pulse_summary, _summary
 from .local import LocalStack, UpdateLog, local_stack
 
 LEAD_S = 20.0  # 片段比评分时段多出的时长：页面启动、协商、人脸检测都在这段里，评分不会碰到循环接缝
@@ -122,15 +122,15 @@ def bench_client(heart_rates: list[float], duration_s: float, kbps: int) -> dict
         "static": _summary([s for s in scores if not s.motion]),
         "motion": _summary([s for s in scores if s.motion]),
         "per_clip": [
-            {"hr_bpm": s.hr_bpm, "motion": s.motion, "first_hr_s": s.first_hr_s, "mae_bpm": round(float(np.mean(s.errors)), 2) if s.errors else None,
-             "coverage": round(len(s.errors) / s.estimates, 3) if s.estimates else None}
+            {
+                "hr_bpm": s.hr_bpm,
+                "motion": s.motion,
+                "first_hr_s": s.first_hr_s,
+                "mae_bpm": round(float(np.mean(s.errors)), 2) if s.errors else None,
+                "coverage": round(len(s.errors) / s.estimates, 3) if s.estimates else None,
+            }
             for s in scores
         ],
-        "no_pulse": {
-            "clips": len(nopulse),
-            "hr_reported": sum(len(s.errors) for s in nopulse),
-            "estimates": sum(s.estimates for s in nopulse),
-            "max_quality": round(max((q for s in nopulse for q in s.quality), default=0.0), 3),
-        },
+        "no_pulse": _no_pulse_summary(nopulse),
         "seconds": round(time.perf_counter() - started, 1),
     }
