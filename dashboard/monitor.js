@@ -58,7 +58,7 @@ function render(update) {
     ${row("多人累计", fmt(m.face.multi_face_secs, 1, " 秒"), "multi_face_secs")}
     ${row("遮挡", fmt(m.face.occlusion_ratio === null ? null : m.face.occlusion_ratio * 100, 0, "%"), "occlusion")}
     ${row("专注度", fmt(m.attention.score === null ? null : m.attention.score * 100, 0, "%"), "attention")}
-    ${row("心率", fmt(m.ppg.hr_bpm, 0, " bpm"), "hr")}
+    ${row("心率", fmt(m.ppg.hr_bpm, 0, " bpm") + (m.ppg.hr_bpm != null && m.ppg.source === "client" ? " · 学生端采样" : ""), "hr")}
     ${row("音量", levelMeter(m.audio), "audio_level")}
     ${row("语音情绪", m.audio.dominant ? escapeHtml(m.audio.dominant) : "—", "audio")}
     <div class="badges">${badges}</div>
