@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from shared import events as ev
 from workers.analysis.face import FaceDetector
-from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, free_port, require_binary
+from workers.devstack.servers import fake_camera_args, free_port, require_binary
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
@@ -115,28 +115,23 @@ def test_worker_sends_roi_and_turns_uploaded_samples_into_heart_rate(stack: Stac
 
 
 @pytest.fixture(scope="module")
-def pulse_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Chromium 假摄像头播放的片段（y4m，循环）：真实人脸，带轻微头部运动与光照漂移，72 bpm 脉搏。"""
+def pulse_camera(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Chromium 的启动参数：假摄像头循环播放真实人脸（y4m），带轻微头部运动与光照漂移，72 bpm 脉搏。"""
     seconds = 45.0
     pulse = simulate_pulse(seconds, 72.0, seed=11, steady=True)
     frames = face_frames(int(seconds * FPS), FPS, pulse=pulse, motion=True, drift=0.02, seed=11, noise=4.0)
-    path = tmp_path_factory.mktemp("camera") / "pulse72.y4m"
-    ffmpeg_from_frames(frames, FPS, ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path)])
-    return path
+    return fake_camera_args(frames, FPS, tmp_path_factory.mktemp("camera") / "pulse72.y4m")
 
 
 def test_browser_samples_the_camera_before_encoding_and_heart_rate_reaches_the_monitor(
-    stack: Stack, whip: WhipStandin, pulse_camera: Path
+    stack: Stack, whip: WhipStandin, pulse_camera: list[str]
 ) -> None:
     session = _session_with_stream(stack)
     sid = session["session_id"]
     monitor = stack.recorder(ev.NS_MONITOR)
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=require_binary("chromium"),
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={pulse_camera}"],
-        )
+        browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=pulse_camera)
         try:
             page = browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -24,9 +24,11 @@ WORKER_ENV = {"MEDIAMTX_WHIP_URL": f"http://127.0.0.1:{WHIP_PORT}", "WHIP_TIMEOU
 RETRY_BASE_MS = 300
 
 
-def _open(browser: Browser, stack: Stack, errors: list[str], query: str = "") -> Page:
+def _open(browser: Browser, stack: Stack, errors: list[str], session: dict | None = None) -> Page:
+    """打开学生端演示页；给出会话时预填它的 session_id 与推流令牌。"""
     page = browser.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    query = f"&session_id={session['session_id']}&publish_token={session['publish_token']}" if session else ""
     page.goto(f"{stack.base_url}/student-demo?retry_base_ms={RETRY_BASE_MS}{query}")
     return page
 
@@ -76,7 +78,7 @@ def test_media_server_failure_degrades_after_three_retries_without_hurting_other
 ) -> None:
     errors: list[str] = []
     healthy = stack.post("/api/create_session", {}).json()
-    page_ok = _open(browser, stack, errors, f"&session_id={healthy['session_id']}&publish_token={healthy['publish_token']}")
+    page_ok = _open(browser, stack, errors, healthy)
     page_ok.click("#start")
     expect(page_ok.locator("#status")).to_have_attribute("data-status", "connected", timeout=30_000)
 
@@ -89,7 +91,7 @@ def test_media_server_failure_degrades_after_three_retries_without_hurting_other
         break_it()
         try:
             posts_before = whip.stats()["posts"] if endpoint_up else None
-            page = _open(browser, stack, errors, f"&session_id={victim['session_id']}&publish_token={victim['publish_token']}")
+            page = _open(browser, stack, errors, victim)
             started = time.monotonic()
             page.click("#start")
             expect(page.locator("#status")).to_have_attribute("data-status", "unavailable", timeout=30_000)
@@ -116,7 +118,7 @@ def test_student_page_survives_a_gateway_restart_and_renegotiates_after_media_fa
 ) -> None:
     errors: list[str] = []
     session = stack.post("/api/create_session", {}).json()
-    page = _open(browser, stack, errors, f"&session_id={session['session_id']}&publish_token={session['publish_token']}")
+    page = _open(browser, stack, errors, session)
     page.click("#start")
     status = page.locator("#status")
     expect(status).to_have_attribute("data-status", "connected", timeout=30_000)

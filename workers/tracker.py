@@ -127,11 +127,12 @@ class StreamTracker:
     def heart_rate(self, now: float) -> PpgResult:
         """当前心率估计：学生端样本在持续到达时优先用它（编码前的画面，脉搏未被量化掉）；
         它还没有给出心率而解码视频给出了时，用视频的。"""
+        fresh = self._client_samples_at is not None and now - self._client_samples_at <= self.CLIENT_PPG_STALE_S
+        client = dataclasses.replace(self.client_pulse.estimate(), source="client") if fresh else None
+        if client is not None and client.hr_bpm is not None:
+            return client  # 不必再算视频的估计（每次约 3 ms）
         video = dataclasses.replace(self.pulse.estimate(), source="video")
-        if self._client_samples_at is None or now - self._client_samples_at > self.CLIENT_PPG_STALE_S:
-            return video
-        client = dataclasses.replace(self.client_pulse.estimate(), source="client")
-        return video if client.hr_bpm is None and video.hr_bpm is not None else client
+        return client if client is not None and video.hr_bpm is None else video
 
     def roi_due(self, now: float) -> tuple[int, tuple[float, float, float, float] | None] | None:
         """需要发给学生端的采样框 ``(seq, 相对坐标)``：框变化时立即，否则每 ``ROI_RESEND_S`` 秒一次；不需要时 None。"""

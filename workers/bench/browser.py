@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from workers.analysis.face import FaceDetector
-from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, require_binary
+from workers.devstack.servers import fake_camera_args, require_binary
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
@@ -32,13 +32,11 @@ def through_browser(frames: list[np.ndarray], record_s: float, kbps: int, workdi
 
     y4m, recording = workdir / "source.y4m", workdir / "received.mkv"
     recording.unlink(missing_ok=True)
-    ffmpeg_from_frames(frames, FPS, ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(y4m)])
+    chromium_args = fake_camera_args(frames, FPS, y4m)
     standin = WhipStandin(record=str(recording)).start()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=require_binary("chromium"), args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
-            )
+            browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=chromium_args)
             page = browser.new_page()
             page.goto(f"{standin.url}/_standin/publisher?path=bench&kbps={kbps}")
             page.wait_for_selector("body[data-state=connected]", state="attached", timeout=30_000)

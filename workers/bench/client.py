@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.devstack.servers import CHROMIUM_ARGS, ffmpeg_from_frames, free_port, require_binary
+from workers.devstack.servers import fake_camera_args, free_port, require_binary
 from workers.devstack.whip_standin import WhipStandin
 from workers.synthetic import face_frames, simulate_pulse
 
@@ -50,7 +50,9 @@ def _score(updates: list[dict], hr: float, motion: bool, duration_s: float, labe
     return ClipScore(hr, motion, label, errors, estimates, first, quality)
 
 
-def _run_clip(stack: LocalStack, log: UpdateLog, camera: Path, kbps: int, duration_s: float) -> list[tuple[float, dict]]:
+def _run_clip(
+    stack: LocalStack, log: UpdateLog, chromium_args: list[str], kbps: int, duration_s: float
+) -> list[tuple[float, dict]]:
     """一个片段：新建会话，页面推流并采样 ``duration_s`` 秒（从人脸首次被检测到算起），返回该会话的 (时刻, monitor.update)。"""
     from playwright.sync_api import sync_playwright
 
@@ -59,9 +61,7 @@ def _run_clip(stack: LocalStack, log: UpdateLog, camera: Path, kbps: int, durati
     sid = session["session_id"]
     start = len(log.snapshot())
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=require_binary("chromium"), args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"]
-        )
+        browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=chromium_args)
         try:
             page = browser.new_page()
             page.goto(
@@ -101,9 +101,8 @@ def bench_client(heart_rates: list[float], duration_s: float, kbps: int) -> dict
                 def run(hr: float, motion: bool, seed: int) -> ClipScore:
                     pulse = simulate_pulse(total, hr, seed=seed, steady=True) if hr else None
                     frames = face_frames(int(total * FPS), FPS, pulse=pulse, motion=motion, drift=0.02, seed=seed, noise=NOISE)
-                    camera = Path(tmp) / "camera.y4m"
-                    ffmpeg_from_frames(frames, FPS, ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera)])
-                    updates = _run_clip(stack, log, camera, kbps, duration_s)
+                    chromium_args = fake_camera_args(frames, FPS, Path(tmp) / "camera.y4m")
+                    updates = _run_clip(stack, log, chromium_args, kbps, duration_s)
                     return _score(updates, hr, motion, duration_s, f"client_{kbps}k")
 
                 for k, hr in enumerate(heart_rates):

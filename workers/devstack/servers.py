@@ -83,6 +83,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+def fake_camera_args(frames: Iterable[np.ndarray], fps: float, path: Path) -> list[str]:
+    """把帧序列写成 y4m（Chromium 假摄像头循环播放它），返回以它为摄像头的 Chromium 启动参数。"""
+    ffmpeg_from_frames(frames, fps, ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(path)])
+    return [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={path}"]
+
+
 def ffmpeg_from_frames(frames: Iterable[np.ndarray], fps: float, output_args: list[str], timeout_s: float = 120) -> None:
     """把 BGR 帧序列经标准输入交给 FFmpeg（rawvideo 输入），其余参数（编码、输出文件等）由 ``output_args`` 给出。"""
     frames = iter(frames)
