@@ -58,7 +58,7 @@ class CreateSessionRequest(_Request):
     rtsp_url: RtspUrl | None = Field(None, description="给出时立即开始拉流分析")
 
     @model_validator(mode="after")
-    def _exam_and_student_together(self) -> "CreateSessionRequest":
+    def _exam_and_student_together(self) -> CreateSessionRequest:
         if (self.exam_id is None) != (self.student_id is None):
             raise ValueError("exam_id 与 student_id 必须同时提供或同时省略")
         return self

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,7 +15,7 @@ from .api import Identifier, StreamName
 
 def iso_utc(ts: float) -> str:
     """Unix 时间戳 -> ISO-8601 UTC 字符串（毫秒精度，以 Z 结尾）。"""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
 
@@ -140,7 +140,7 @@ class MonitorSubscribe(BaseModel):
     stream_name: StreamName | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "MonitorSubscribe":
+    def _exactly_one(self) -> MonitorSubscribe:
         if (self.session_id is None) == (self.stream_name is None):
             raise ValueError("必须且只能提供 session_id 或 stream_name 之一")
         return self
@@ -261,7 +261,7 @@ class PpgSamples(BaseModel):
     samples: list[tuple[float, float, float, float]] = Field(min_length=1, max_length=PPG_MAX_ROWS)
 
     @model_validator(mode="after")
-    def _check_rows(self) -> "PpgSamples":
+    def _check_rows(self) -> PpgSamples:
         previous = None
         for t, *rgb in self.samples:
             if not all(0.0 <= v <= 255.0 for v in rgb):

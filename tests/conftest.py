@@ -1,6 +1,7 @@
 """测试用的真实服务：嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关与工作进程子进程。
 
-全部只监听 127.0.0.1 的空闲端口，测试结束时停止。
+全部只监听 127.0.0.1 的空闲端口，测试结束时停止。测试按目录分组并自动加同名标记：
+``tests/unit``（进程内，``pytest -m unit``）、``tests/integration``（真实服务）、``tests/browser``（无头 Chromium）。
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from shared import events as ev
-from workers.devstack.servers import (
+from devtools.stack.processes import start_gateway, start_workers, stop_all, wait_healthy
+from devtools.stack.servers import (
     CHROMIUM_ARGS,
     ClipPublisher,
     EmbeddedRedis,
@@ -30,13 +31,20 @@ from workers.devstack.servers import (
     require_binary,
     stop_process,
 )
-from workers.devstack.stack import start_gateway, start_workers, stop_all, wait_healthy
-from workers.synthetic import empty_frames, face_frames, simulate_pulse
-
-from .helpers import Recorder
-from workers.devstack.whip_standin import WhipStandin
+from devtools.synthetic import empty_frames, face_frames, simulate_pulse
+from shared import events as ev
+from tests.helpers import Recorder
+from tests.standins.whip_server import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
+GROUPS = ("unit", "integration", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = next((g for g in GROUPS if f"/tests/{g}/" in item.path.as_posix()), None)
+        if group is not None:
+            item.add_marker(group)
 _names = itertools.count(1)
 
 

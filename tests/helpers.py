@@ -10,11 +10,10 @@ from typing import Any
 
 import socketio
 
+from devtools.synthetic import face_frames, simulate_pulse
+from shared import events as ev
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import SkinSampler, face_roi
-from workers.synthetic import face_frames, simulate_pulse
-
-from shared import events as ev
 
 RECORDED_EVENTS = (
     ev.MONITOR_UPDATE,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
-from .analysis.audio import AudioActivity, AudioState, RecentAudio
 from .analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
+from .analysis.audio import AudioActivity, AudioState, RecentAudio
 from .analysis.emotion import EmotionEstimate, summarize
 from .analysis.face import Face, FaceDetections
 from .analysis.occlusion import OcclusionEstimator

@@ -25,7 +25,7 @@ class MediaMtxApiStandin:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "MediaMtxApiStandin":
+    def start(self) -> MediaMtxApiStandin:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -171,7 +171,7 @@ def keyframe_harmonics(key_times: list[float], t_end: float) -> tuple[float, ...
 def quality_from_snr(snr_db: float) -> float:
     """SNR（dB）-> 0..1：-3 dB 以下为 0，+6 dB 以上为 1，其间线性。
 
-    标定（python -m workers.bench accuracy）：无脉搏片段 SNR 中位约 -4.5 dB、最高约 -0.5 dB（质量 < 0.3）；
+    标定（python -m devtools.bench accuracy）：无脉搏片段 SNR 中位约 -4.5 dB、最高约 -0.5 dB（质量 < 0.3）；
     有脉搏片段中位 +1.5..+4 dB。
     """
     return float(np.clip((snr_db + 3.0) / 9.0, 0.0, 1.0))

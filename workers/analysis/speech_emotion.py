@@ -65,7 +65,7 @@ class Emotion2vec:
         self.model = model
 
     @classmethod
-    def load(cls, model_dir: str) -> "Emotion2vec":
+    def load(cls, model_dir: str) -> Emotion2vec:
         path = Path(model_dir)
         if not (path / "model.pt").is_file() and not (path / "configuration.json").is_file():
             raise SpeechEmotionError(

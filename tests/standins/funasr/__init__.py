@@ -27,7 +27,9 @@ class AutoModel:
             raise AssertionError("离线使用必须 disable_update=True")
         self.calls = 0
 
-    def generate(self, input: Any, fs: int = 16000, granularity: str = "utterance", extract_embedding: bool = True, **_: Any) -> list[dict[str, Any]]:
+    def generate(
+        self, input: Any, fs: int = 16000, granularity: str = "utterance", extract_embedding: bool = True, **_: Any
+    ) -> list[dict[str, Any]]:
         wav = np.asarray(input)
         assert wav.dtype == np.float32 and wav.ndim == 1, (wav.dtype, wav.shape)
         assert fs == 16000 and granularity == "utterance" and not extract_embedding

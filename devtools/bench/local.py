@@ -1,0 +1,103 @@
+"""基准用的本机完整部署：嵌入式 Redis、rtsp-server-perl、网关、工作进程、FFmpeg 推流与 /monitor 客户端。"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+import httpx
+import socketio
+
+from devtools.stack.processes import start_gateway, start_workers, stop_all, wait_healthy
+from devtools.stack.servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, python_env
+from devtools.synthetic import face_frames
+from shared import events as ev
+
+
+class UpdateLog:
+    """/monitor 上的 python-socketio 客户端（自动重连），记录每条 monitor.update：(monotonic, wall, payload)。"""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = socketio.Client(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
+        self._lock = threading.Lock()
+        self.received: list[tuple[float, float, dict]] = []
+        self.client.on(ev.MONITOR_UPDATE, self._on_update, namespace=ev.NS_MONITOR)
+        self.client.connect(base_url, namespaces=[ev.NS_MONITOR], transports=["websocket"])
+
+    def _on_update(self, data: dict) -> None:
+        with self._lock:
+            self.received.append((time.monotonic(), time.time(), data))
+
+    def snapshot(self, start: int = 0) -> list[tuple[float, float, dict]]:
+        with self._lock:
+            return self.received[start:]
+
+    def close(self) -> None:
+        if self.client.connected:
+            self.client.disconnect()
+
+
+@dataclass
+class LocalStack:
+    base: str
+    api_key: str
+    rtsp: RtspServer
+    clip: Path
+    gateway: Popen
+    workers: Popen
+    publishers: list[ClipPublisher] = field(default_factory=list)
+
+    def post(self, path: str, body: dict) -> dict:
+        resp = httpx.post(f"{self.base}{path}", json=body, headers={"X-API-Key": self.api_key}, timeout=15)
+        resp.raise_for_status()
+        return resp.json()
+
+    def get(self, path: str) -> dict:
+        resp = httpx.get(f"{self.base}{path}", headers={"X-API-Key": self.api_key}, timeout=15)
+        resp.raise_for_status()
+        return resp.json()
+
+    def publish(self, count: int) -> list[str]:
+        """推 ``count`` 路循环的人脸流，返回流名。"""
+        names = [f"exam-{uuid.uuid4()}-user-{i}" for i in range(count)]
+        for name in names:
+            self.publishers.append(ClipPublisher(self.clip, self.rtsp.publish_url(name)).start())
+        time.sleep(1.0)  # 推流端就绪
+        return names
+
+
+@contextmanager
+def local_stack(processes: int, **env_overrides: str) -> Iterator[LocalStack]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    redis_server = EmbeddedRedis(tmp / "redis").start()
+    rtsp = RtspServer().start()
+    clip = encode_clip(tmp / "face.mp4", face_frames(60))
+    port = free_port()
+    api_key = uuid.uuid4().hex
+    env = python_env(
+        REDIS_URL=redis_server.url,
+        API_KEY=api_key,
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(port),
+        LOG_LEVEL="WARNING",
+        **env_overrides,
+    )
+    gateway = start_gateway(env)
+    workers = start_workers(env, processes)
+    stack = LocalStack(f"http://127.0.0.1:{port}", api_key, rtsp, clip, gateway, workers)
+    try:
+        wait_healthy(stack.base, gateway, timeout=60, workers=processes)
+        yield stack
+    finally:
+        for pub in stack.publishers:
+            pub.stop()
+        stop_all(workers, gateway)
+        rtsp.stop()
+        redis_server.stop()

@@ -1,0 +1,177 @@
+"""监考场景回放与异常检出率：合成画面（真实人脸照片）与可选音轨，经真实检测器与每流状态对象
+（与工作进程相同的分析路径：15 fps 解码、5 fps 分析、逐段送入音频），不经网络。测试与基准共用。"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from devtools.synthetic import empty_frames, face_frames, speech_pcm
+from workers.analysis.attention import project_face
+from workers.analysis.audio import SAMPLE_RATE
+from workers.analysis.face import FaceDetections, FaceDetector
+from workers.tracker import Observation, StreamTracker
+
+FPS = 15.0
+STEP = 3  # 15 fps 解码、5 fps 分析
+SPEECH_TEXT = "请大家保持安静，考试现在开始，不要交头接耳，认真作答。"
+
+FacesHook = Callable[[float, FaceDetections], FaceDetections]
+
+
+def replay(
+    frames: Iterable[np.ndarray],
+    detector: FaceDetector,
+    audio: np.ndarray | None = None,
+    faces_hook: FacesHook | None = None,
+) -> tuple[StreamTracker, list[dict]]:
+    """逐帧回放，返回状态对象与每次分析后的时间线 ``{t, codes, multi, occlusion, yaw, talking}``。
+
+    ``audio``：16 kHz 单声道 int16，与画面同步送入；``faces_hook(t, faces)`` 可替换检测结果（如投影关键点）。"""
+    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=1.0 / (FPS / STEP))
+    timeline = []
+    fed = 0
+    for i, image in enumerate(frames):
+        t = i / FPS
+        if audio is not None:
+            upto = min(len(audio), int((t + 1 / FPS) * SAMPLE_RATE))
+            if upto > fed:
+                tracker.sample_audio(audio[fed:upto], now=t)
+                fed = upto
+        if i % STEP:
+            continue
+        faces = detector.detect(image)
+        if faces_hook is not None:
+            faces = faces_hook(t, faces)
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray), t)
+        pose = tracker.attention.pose if tracker.attention else None
+        audio_state = tracker.audio_state(t)
+        timeline.append(
+            {
+                "t": t,
+                "codes": {a.code for a in tracker.active},
+                "multi": tracker.multi_face_secs,
+                "occlusion": tracker.occlusion_ratio,
+                "yaw": None if pose is None else pose.yaw,
+                "talking": bool(audio_state and audio_state.talking),
+            }
+        )
+    return tracker, timeline
+
+
+def first_time(timeline: list[dict], code: str, after: float = 0.0) -> float | None:
+    return next((p["t"] for p in timeline if p["t"] >= after and code in p["codes"]), None)
+
+
+def turned_faces(yaw_deg: float, after_s: float) -> FacesHook:
+    """``after_s`` 之后把主人脸的关键点换成 3-D 模板转过 ``yaw_deg`` 度后的投影（真实照片无法转头）。"""
+
+    def hook(t: float, faces: FaceDetections) -> FaceDetections:
+        if t < after_s or not faces.faces:
+            return faces
+        main = faces.faces[0]
+        points = project_face(yaw_deg, 0.0, 0.0, faces.image_size).astype(np.float32)
+        center = np.array([main.box[0] + main.box[2] / 2, main.box[1] + main.box[3] / 2], np.float32)
+        points += center - points.mean(axis=0)
+        return replace(faces, faces=(replace(main, landmarks=points), *faces.faces[1:]))
+
+    return hook
+
+
+def _hiss(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0, 30, int(seconds * SAMPLE_RATE)).astype(np.int16)  # 约 -60 dBFS 的底噪
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    code: str | None  # 应当出现的异常（None：正常作答，不应出现任何异常）
+    change_s: float  # 条件开始的时刻
+    end_s: float  # 条件结束的时刻（片段长度或语音结束）
+    frames: list[np.ndarray]
+    audio: np.ndarray | None = None
+    faces_hook: FacesHook | None = None
+
+
+def scenarios(seed: int, motion: bool, speech: np.ndarray, lead_s: float = 4.0, hold_s: float = 10.0) -> list[Scenario]:
+    """每种异常一个场景（前 ``lead_s`` 秒正常，随后 ``hold_s`` 秒出现异常条件），外加一个正常作答场景。"""
+    rng = np.random.default_rng(seed)
+    n_lead, n_hold = int(lead_s * FPS), int(hold_s * FPS)
+    total = lead_s + hold_s
+
+    def normal(n: int, **kw: object) -> list[np.ndarray]:
+        return list(face_frames(n, FPS, seed=seed, motion=motion, **kw))
+
+    talk = np.concatenate([_hiss(lead_s, rng), speech])
+    talk = np.concatenate([talk, _hiss(max(0.0, total - len(talk) / SAMPLE_RATE), rng)])
+    return [
+        Scenario("normal", None, 0.0, total, normal(n_lead + n_hold), audio=_hiss(total, rng)),
+        Scenario("second_person", "MULTI_FACE", lead_s, total, normal(n_lead) + normal(n_hold, second_face=True)),
+        Scenario("face_leaves", "NO_FACE", lead_s, total, normal(n_lead) + list(empty_frames(n_hold, FPS, seed=seed))),
+        Scenario("lower_face_covered", "OCCLUSION", lead_s, total, normal(n_lead) + normal(n_hold, cover_lower=True)),
+        Scenario(
+            "turned_40deg", "LOOK_AWAY", lead_s, total, normal(n_lead + n_hold), faces_hook=turned_faces(40.0, lead_s)
+        ),
+        Scenario(
+            "speech",
+            "TALKING",
+            lead_s,
+            lead_s + len(speech) / SAMPLE_RATE,
+            normal(len(talk) * int(FPS) // SAMPLE_RATE),
+            audio=talk,
+        ),
+    ]
+
+
+def bench_anomalies(seeds: int = 3) -> dict:
+    """每种异常 ``2 * seeds`` 个场景（静止/运动 × 种子）：检出率、检出延迟、条件期间的报告比例；正常场景的误报比例。"""
+    detector = FaceDetector()
+    speech = speech_pcm(SPEECH_TEXT)
+    per_code: dict[str, list[dict]] = {}
+    false_alarm: dict[str, float] = {}
+    normal_points = 0
+    for seed in range(seeds):
+        for motion in (False, True):
+            for sc in scenarios(seed, motion, speech):
+                _, timeline = replay(sc.frames, detector, sc.audio, sc.faces_hook)
+                if sc.code is None:
+                    normal_points += len(timeline)
+                    for p in timeline:
+                        for code in p["codes"]:
+                            false_alarm[code] = false_alarm.get(code, 0) + 1
+                    continue
+                first = first_time(timeline, sc.code, after=sc.change_s)
+                # 报告比例：条件开始 3 秒后（越过触发时长）到条件结束之间，异常处于报告状态的分析点比例
+                window = [p for p in timeline if sc.change_s + 3.0 <= p["t"] < sc.end_s]
+                per_code.setdefault(sc.code, []).append(
+                    {
+                        "detected": first is not None and first <= sc.end_s,
+                        "latency_s": None if first is None else round(first - sc.change_s, 2),
+                        "active_share": round(sum(sc.code in p["codes"] for p in window) / max(1, len(window)), 3),
+                        "before_change": any(sc.code in p["codes"] for p in timeline if p["t"] < sc.change_s),
+                        "other_codes": sorted({c for p in timeline for c in p["codes"]} - {sc.code}),
+                    }
+                )
+    out: dict[str, dict] = {}
+    for code, runs in per_code.items():
+        latencies = [r["latency_s"] for r in runs if r["latency_s"] is not None]
+        out[code] = {
+            "scenarios": len(runs),
+            "detection_rate": round(sum(r["detected"] for r in runs) / len(runs), 3),
+            "latency_s_max": max(latencies, default=None),
+            "latency_s_mean": round(float(np.mean(latencies)), 2) if latencies else None,
+            "active_share_mean": round(float(np.mean([r["active_share"] for r in runs])), 3),
+            "raised_before_condition": sum(r["before_change"] for r in runs),
+            "other_codes_raised": sorted({c for r in runs for c in r["other_codes"]}),
+        }
+    return {
+        "by_code": out,
+        "normal": {
+            "analysis_points": normal_points,
+            "false_alarm_share": {code: round(n / max(1, normal_points), 4) for code, n in sorted(false_alarm.items())},
+        },
+    }

@@ -1,0 +1,45 @@
+"""监控页面：真实无头 Chromium 打开 /monitor，看到实时数据；单会话页只显示该会话。"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+
+from shared import events as ev
+from tests.conftest import Clips, Stack
+
+WORKER_PROCESSES = 1
+
+def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: Browser, tmp_path: Path) -> None:
+    face_name, _ = stack.publish(clips.face)
+    empty_name, _ = stack.publish(clips.empty)
+    face_session = stack.start_stream(face_name)["session_id"]
+    empty_session = stack.start_stream(empty_name)["session_id"]
+    # 确认数据已在流动，再打开页面
+    probe = stack.recorder(ev.NS_MONITOR)
+    probe.wait_for(ev.MONITOR_UPDATE, lambda d: d["session_id"] == empty_session, timeout=20)
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{stack.base_url}/monitor")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "up", timeout=10_000)
+    face_card = page.locator(f'article[data-session-id="{face_session}"]')
+    empty_card = page.locator(f'article[data-session-id="{empty_session}"]')
+    expect(face_card.locator('[data-field="face"]')).to_have_text("有人脸", timeout=15_000)
+    expect(empty_card.locator('[data-field="face"]')).to_have_text("无人脸", timeout=15_000)
+    expect(empty_card).to_have_class("card alert")
+    expect(face_card.locator('[data-field="audio_level"]')).to_have_text("无音轨")  # 测试片段没有音轨
+    expect(page.locator("#summary")).to_contain_text("在线 2", timeout=5_000)
+    page.screenshot(path=str(tmp_path / "monitor.png"))  # 失败排查用
+
+    # 单会话诊断页：只订阅这一路
+    single = browser.new_page()
+    single.goto(f"{stack.base_url}/monitor/sessions/{face_session}")
+    expect(single.locator(f'article[data-session-id="{face_session}"] [data-field="face"]')).to_have_text(
+        "有人脸", timeout=15_000
+    )
+    single.wait_for_timeout(1500)
+    assert single.locator("article").count() == 1
+    assert errors == []

@@ -1,0 +1,149 @@
+"""REST 接口：API Key、请求体校验、会话与流任务的基本行为（真实网关进程 + 真实 Redis）。"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from devtools.stack.servers import free_port
+from tests.conftest import Stack
+from tests.standins.mediamtx_api import MediaMtxApiStandin
+
+WORKER_PROCESSES = 0  # 只测网关
+MEDIAMTX_PORT = free_port()
+WORKER_ENV = {"MEDIAMTX_API_URL": f"http://127.0.0.1:{MEDIAMTX_PORT}"}
+
+
+@pytest.fixture(scope="module")
+def mediamtx_stand_in() -> Iterator[MediaMtxApiStandin]:
+    api = MediaMtxApiStandin(MEDIAMTX_PORT).start()
+    yield api
+    api.stop()
+
+
+PROTECTED = [
+    ("POST", "/api/create_session", {}),
+    ("POST", "/api/end_session", {"session_id": "s-x"}),
+    ("POST", "/api/rtsp/start", {"stream_name": "exam-a-user-1", "rtsp_url": "rtsp://127.0.0.1/x"}),
+    ("POST", "/api/rtsp/stop", {"stream_name": "exam-a-user-1"}),
+    ("GET", "/api/rtsp/status", None),
+    ("GET", "/api/sessions/s-x/report", None),
+]
+
+
+@pytest.mark.parametrize("method,path,body", PROTECTED)
+@pytest.mark.parametrize("key", [None, "wrong-key", ""])
+def test_rest_requires_api_key(stack: Stack, method: str, path: str, body: object, key: str | None) -> None:
+    headers = {} if key is None else {"X-API-Key": key}
+    resp = httpx.request(method, f"{stack.base_url}{path}", json=body, headers=headers, timeout=10)
+    assert resp.status_code == 401
+    assert "X-API-Key" in resp.json()["detail"]
+
+
+def test_health_is_public(stack: Stack) -> None:
+    resp = httpx.get(f"{stack.base_url}/api/health", timeout=10)
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok", "redis": True, "workers_alive": 0}
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"stream_name": "exam-a-user-1"}, "rtsp_url"),
+        ({"stream_name": "exam-a-user-1", "rtsp_url": "http://127.0.0.1/live"}, "rtsp_url"),
+        ({"stream_name": "exam-a-user-1", "rtsp_url": "file:///etc/passwd"}, "rtsp_url"),
+        ({"stream_name": "exam-a-user-1", "rtsp_url": "rtmp://127.0.0.1/live"}, "rtsp_url"),
+        ({"stream_name": "exam-a-user-1", "rtsp_url": "rtsp:///no-host"}, "rtsp_url"),
+        ({"stream_name": "../etc", "rtsp_url": "rtsp://127.0.0.1/x"}, "stream_name"),
+        ({"stream_name": "exam-a-user-1", "rtsp_url": "rtsp://h/x", "extra": 1}, "extra"),
+    ],
+)
+def test_rtsp_start_rejects_bad_body_with_reason(stack: Stack, body: dict, field: str) -> None:
+    resp = stack.post("/api/rtsp/start", body)
+    assert resp.status_code == 422
+    errors = resp.json()["detail"]
+    assert any(field in [str(p) for p in e["loc"]] for e in errors), errors
+    assert all(e["msg"] for e in errors)
+
+
+def test_rtsp_url_scheme_reason_is_readable(stack: Stack) -> None:
+    resp = stack.post("/api/rtsp/start", {"stream_name": "exam-a-user-1", "rtsp_url": "http://h/x"})
+    assert resp.status_code == 422
+    assert "rtsp://" in resp.json()["detail"][0]["msg"]
+
+
+def test_malformed_json_is_422(stack: Stack) -> None:
+    resp = httpx.post(
+        f"{stack.base_url}/api/create_session",
+        content=b"{not json",
+        headers={**stack.headers, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert resp.status_code == 422
+
+
+def test_rtsps_is_accepted_and_start_is_idempotent(stack: Stack) -> None:
+    name = f"exam-{uuid.uuid4()}-user-7"
+    body = {"stream_name": name, "rtsp_url": "rtsps://127.0.0.1:8322/" + name}
+    first = stack.post("/api/rtsp/start", body)
+    second = stack.post("/api/rtsp/start", body)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["created"] is True and second.json()["created"] is False
+    other = stack.post("/api/rtsp/start", {**body, "rtsp_url": "rtsp://127.0.0.1/other"})
+    assert other.status_code == 409
+    stopped = stack.post("/api/rtsp/stop", {"stream_name": name})
+    assert stopped.status_code == 200 and stopped.json()["owner"] is None
+    assert stack.post("/api/rtsp/stop", {"stream_name": name}).status_code == 404
+
+
+def test_session_create_binds_stream_and_end_is_idempotent(stack: Stack) -> None:
+    exam = str(uuid.uuid4())
+    resp = stack.post("/api/create_session", {"exam_id": exam, "student_id": "42"})
+    assert resp.status_code == 201, resp.text
+    info = resp.json()
+    assert info["stream_name"] == f"exam-{exam}-user-42"
+    assert info["status"] == "CREATED" and info["publish_token"] and info["stream_started"] is False
+    # 第二个未结束会话不能占用同一流名
+    assert stack.post("/api/create_session", {"exam_id": exam, "student_id": "42"}).status_code == 409
+    # 按流名开始消费时，流解析到该会话
+    started = stack.post("/api/rtsp/start", {"stream_name": info["stream_name"], "rtsp_url": "rtsp://127.0.0.1/x"})
+    assert started.json()["session_id"] == info["session_id"]
+    first = stack.post("/api/end_session", {"session_id": info["session_id"]})
+    second = stack.post("/api/end_session", {"session_id": info["session_id"]})
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    report = first.json()
+    assert report["status"] == "ENDED" and report["end_reason"] == "end_session" and report["final"] is True
+    # 从未收到视频：时长为 0、均值为 null，状态变化只有创建与结束
+    assert report["streaming_seconds"] == 0 and report["attention_mean"] is None and report["anomalies"] == []
+    assert report["started_at"] is None and [t["state"] for t in report["transitions"]] == ["CREATED", "ENDED"]
+    assert stack.get(f"/api/sessions/{info['session_id']}/report").json() == first.json()
+    # 会话结束时其流任务也被移除
+    assert all(s["stream_name"] != info["stream_name"] for s in stack.status()["streams"])
+    assert stack.post("/api/end_session", {"session_id": "s-unknown"}).status_code == 404
+
+
+def test_create_session_requires_exam_and_student_together(stack: Stack) -> None:
+    resp = stack.post("/api/create_session", {"exam_id": "abc"})
+    assert resp.status_code == 422
+    assert "student_id" in resp.json()["detail"][0]["msg"]
+
+
+def test_end_session_closes_the_publisher_through_the_mediamtx_api(
+    mediamtx_stand_in: MediaMtxApiStandin, stack: Stack
+) -> None:
+    name = f"exam-live-{uuid.uuid4()}-user-1"
+    live = stack.post("/api/create_session", {"stream_name": name}).json()["session_id"]
+    mediamtx_stand_in.set_available(name, True)  # 该路径有一个 WebRTC 发布端
+    assert stack.post("/api/end_session", {"session_id": live}).status_code == 200
+    assert ("POST", f"/v3/webrtcsessions/kick/sess-{name}") in mediamtx_stand_in.requests
+    # 没有发布端（MediaMTX 回答 404）：照样结束，不踢任何连接
+    idle = stack.post("/api/create_session", {}).json()
+    before = len(mediamtx_stand_in.requests)
+    assert stack.post("/api/end_session", {"session_id": idle["session_id"]}).json()["final"] is True
+    asked = [(m, p) for m, p in mediamtx_stand_in.requests[before:] if not p.startswith("/v3/paths/list")]  # 除去轮询
+    assert asked == [("GET", f"/v3/paths/get/{idle['stream_name']}")]
+    mediamtx_stand_in.set_available(name, False)
