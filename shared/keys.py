@@ -24,6 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
+def as_text(value: bytes | str) -> str:
+    """Redis 回复里的键名、成员、条目 ID（客户端不自动解码，值为 bytes）-> str。"""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 # monitor.update 回放缓冲的时长（秒）
 REPLAY_WINDOW_S = 10.0
 # 学生端皮肤颜色样本流：每批约 1 秒，保留最近 60 批；会话不再上传 120 秒后整条流过期

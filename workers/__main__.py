@@ -6,7 +6,7 @@ import argparse
 
 from shared.settings import Settings
 
-from .process import configure_logging, stop_on_signals
+from .lifecycle import configure_logging, stop_on_signals
 from .supervisor import Supervisor
 
 

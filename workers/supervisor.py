@@ -11,6 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from shared.retry import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -19,9 +21,9 @@ class _Slot:
     index: int
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
-    failures: int = 0
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=Supervisor.RESTART_MAX_DELAY_S))
     restart_at: float = 0.0
-    restarts: int = field(default=0)
+    restarts: int = 0
 
 
 class Supervisor:
@@ -54,8 +56,11 @@ class Supervisor:
                     if code is None:
                         continue
                     lived = now - slot.started_at
-                    slot.failures = 0 if lived >= self.STABLE_AFTER_S else slot.failures + 1
-                    delay = min(self.RESTART_MAX_DELAY_S, 0.5 * (2 ** slot.failures)) if slot.failures else 0.0
+                    if lived >= self.STABLE_AFTER_S:
+                        slot.backoff.succeeded()
+                        delay = 0.0
+                    else:
+                        delay = slot.backoff.failed()
                     log.warning(
                         "supervisor: worker pid %d exited with %s after %.1fs; restarting in %.1fs",
                         slot.proc.pid, code, lived, delay,

@@ -13,7 +13,8 @@ from devtools.synthetic import empty_frames, face_frames, speech_pcm
 from workers.analysis.attention import project_face
 from workers.analysis.audio import SAMPLE_RATE
 from workers.analysis.face import FaceDetections, FaceDetector
-from workers.tracker import Observation, StreamTracker
+from workers.state.stream_state import StreamState
+from workers.state.vision import Observation
 
 FPS = 15.0
 STEP = 3  # 15 fps 解码、5 fps 分析
@@ -27,11 +28,11 @@ def replay(
     detector: FaceDetector,
     audio: np.ndarray | None = None,
     faces_hook: FacesHook | None = None,
-) -> tuple[StreamTracker, list[dict]]:
+) -> tuple[StreamState, list[dict]]:
     """逐帧回放，返回状态对象与每次分析后的时间线 ``{t, codes, multi, occlusion, yaw, talking}``。
 
     ``audio``：16 kHz 单声道 int16，与画面同步送入；``faces_hook(t, faces)`` 可替换检测结果（如投影关键点）。"""
-    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=1.0 / (FPS / STEP))
+    tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=1.0 / (FPS / STEP))
     timeline = []
     fed = 0
     for i, image in enumerate(frames):
@@ -39,7 +40,7 @@ def replay(
         if audio is not None:
             upto = min(len(audio), int((t + 1 / FPS) * SAMPLE_RATE))
             if upto > fed:
-                tracker.sample_audio(audio[fed:upto], now=t)
+                tracker.audio.sample(audio[fed:upto], now=t)
                 fed = upto
         if i % STEP:
             continue
@@ -48,14 +49,14 @@ def replay(
             faces = faces_hook(t, faces)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray), t)
-        pose = tracker.attention.pose if tracker.attention else None
-        audio_state = tracker.audio_state(t)
+        pose = tracker.vision.attention.pose if tracker.vision.attention else None
+        audio_state = tracker.audio.current(t)
         timeline.append(
             {
                 "t": t,
                 "codes": {a.code for a in tracker.active},
                 "multi": tracker.multi_face_secs,
-                "occlusion": tracker.occlusion_ratio,
+                "occlusion": tracker.vision.occlusion_ratio,
                 "yaw": None if pose is None else pose.yaw,
                 "talking": bool(audio_state and audio_state.talking),
             }

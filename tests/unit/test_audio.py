@@ -15,9 +15,10 @@ from workers.analysis.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioActivity, db
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PpgResult
 from workers.analysis.speech_emotion import Emotion2vec, SpeechEmotionError, parse_generate_output
-from workers.events import build_monitor_update
-from workers.speech_emotion_service import SpeechEmotionService
-from workers.tracker import Observation, StreamTracker
+from workers.models.speech import SpeechEmotionService
+from workers.output.events import build_monitor_update
+from workers.state.stream_state import StreamState
+from workers.state.vision import Observation
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
 
@@ -76,16 +77,16 @@ def _speech_timeline() -> tuple[np.ndarray, float]:
 def test_tracker_reports_talking_within_two_seconds_and_fills_audio_metrics() -> None:
     pcm, onset = _speech_timeline()
     faces = FaceDetector().detect(next(face_frames(1)))
-    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
+    tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=0.2)
     ppg = PpgResult(hr_bpm=None, signal_quality=None, snr_db=None, window_s=1.0)
     first_talking, updates = None, []
     step = SAMPLE_RATE // 10
     for i, start in enumerate(range(0, len(pcm), step)):
         t = (start + step) / SAMPLE_RATE
-        tracker.sample_audio(pcm[start : start + step], now=t)
+        tracker.audio.sample(pcm[start : start + step], now=t)
         if i % 2 == 1:  # 5 fps 分析
             tracker.observe(Observation(faces=faces, frame_received_at=t, frame_wall_time=1.7e9 + t), t)
-            update = build_monitor_update("s-1", tracker, ppg, t, 1.7e9 + t, None, None, 0, emotion_ready=False)
+            update = build_monitor_update("s-1", tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, emotion_ready=False)
             updates.append((t, update))
             if first_talking is None and any(a.code == "TALKING" for a in update.anomalies):
                 first_talking = t
@@ -102,7 +103,7 @@ def test_tracker_reports_talking_within_two_seconds_and_fills_audio_metrics() ->
     # 音频停止超过 2 秒：视为无音轨，电平为 null 并说明原因
     late = updates[-1][0] + 3.0
     tracker.observe(Observation(faces=faces, frame_received_at=late, frame_wall_time=1.7e9 + late), late)
-    gone = build_monitor_update("s-1", tracker, ppg, late, 1.7e9 + late, None, None, 0, emotion_ready=False)
+    gone = build_monitor_update("s-1", tracker.snapshot(late, ppg), 1.7e9 + late, None, None, 0, emotion_ready=False)
     assert gone.metrics.audio.level_dbfs is None and gone.null_reasons["audio.level_dbfs"] == "no_audio_track"
     assert "audio" not in gone.models
 
@@ -156,18 +157,18 @@ def test_speech_emotion_service_fills_audio_dominant(tmp_path: Path) -> None:
         wait_until(lambda: service.ready, 5, "替身模型未加载")
         pcm, onset = _speech_timeline()
         faces = FaceDetector().detect(next(face_frames(1)))
-        tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
+        tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=0.2)
         t = 0.0
         for start in range(0, int((onset + 3.0) * SAMPLE_RATE), SAMPLE_RATE // 10):
             t = (start + SAMPLE_RATE // 10) / SAMPLE_RATE
-            tracker.sample_audio(pcm[start : start + SAMPLE_RATE // 10], now=t)
-            clip = tracker.speech_clip_due(t)
+            tracker.audio.sample(pcm[start : start + SAMPLE_RATE // 10], now=t)
+            clip = tracker.audio.speech_clip_due(t)
             if clip is not None:
-                assert service.submit(clip, lambda r, t=t: tracker.set_speech_emotion(r, now=t))
-        wait_until(lambda: tracker.speech_emotion(t) is not None, 5, "语音情绪结果未返回")
+                assert service.submit(clip, lambda r, t=t: tracker.audio.set_speech_emotion(r, now=t))
+        wait_until(lambda: tracker.audio.speech_emotion(t) is not None, 5, "语音情绪结果未返回")
         tracker.observe(Observation(faces=faces, frame_received_at=t, frame_wall_time=1.7e9 + t), t)
         ppg = PpgResult(hr_bpm=None, signal_quality=None, snr_db=None, window_s=1.0)
-        update = build_monitor_update("s-1", tracker, ppg, t, 1.7e9 + t, None, None, 0, False, audio_emotion_ready=True)
+        update = build_monitor_update("s-1", tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, False, audio_emotion_ready=True)
         assert update.metrics.audio.dominant == "happy" and update.models[-2:] == ["audio", "audio_emotion"]
         assert "audio.dominant" not in update.null_reasons
     finally:

@@ -20,7 +20,7 @@ from workers.analysis.emotion import (
     summarize,
 )
 from workers.analysis.face import FaceDetector
-from workers.emotion_service import EmotionService
+from workers.models.emotion import EmotionService
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from devtools.synthetic import empty_frames, face_frames
 from tests.helpers import client_ppg_rows
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PulseMonitor, RppgEstimator, face_roi, quality_from_snr
-from workers.tracker import Observation, StreamTracker
+from workers.state.stream_state import StreamState
+from workers.state.vision import Observation
 
 FPS = 15.0
 
@@ -47,22 +48,22 @@ def test_monitor_keeps_roi_steady_under_detector_jitter(detector: FaceDetector) 
 
 
 def test_tracker_uses_client_samples_while_they_arrive_then_falls_back_to_video(detector: FaceDetector) -> None:
-    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
+    tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=0.2)
     rows = client_ppg_rows(detector, 84.0, 14.0, seed=3)
     now = 100.0
     for start in range(0, len(rows), 15):  # 每秒一批，和学生端一样
-        tracker.add_client_samples(rows[start : start + 15], now)
+        tracker.pulse.add_client_samples(rows[start : start + 15], now)
         now += 1.0
-    result = tracker.heart_rate(now)
+    result = tracker.pulse.heart_rate(now)
     assert result.source == "client" and result.hr_bpm is not None and abs(result.hr_bpm - 84.0) <= 3.0, result
     assert result.signal_quality is not None and result.signal_quality >= 0.4
     # 样本停止到达：改用解码视频（这里没有视频帧，所以没有心率）
-    stale = tracker.heart_rate(now + tracker.CLIENT_PPG_STALE_S + 0.5)
+    stale = tracker.pulse.heart_rate(now + tracker.pulse.CLIENT_PPG_STALE_S + 0.5)
     assert stale.source == "video" and stale.hr_bpm is None
 
 
 def test_roi_for_the_student_is_relative_and_resent_on_change_or_periodically(detector: FaceDetector) -> None:
-    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
+    tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=0.2)
     frame = next(face_frames(1))
     faces = detector.detect(frame)
     tracker.observe(Observation(faces, 1.0, 1.0), now=1.0)
@@ -70,6 +71,6 @@ def test_roi_for_the_student_is_relative_and_resent_on_change_or_periodically(de
     x0, y0, x1, y1 = face_roi(faces.faces[0].landmarks, faces.image_size)
     assert roi == pytest.approx((x0 / 640, y0 / 360, x1 / 640, y1 / 360), abs=1e-3) and all(0 <= v <= 1 for v in roi)
     assert tracker.roi_due(1.5) is None  # 没变化：不重发
-    assert tracker.roi_due(1.0 + tracker.ROI_RESEND_S) == (seq, roi)  # 定期重发，序号不变
+    assert tracker.roi_due(1.0 + tracker.pulse.ROI_RESEND_S) == (seq, roi)  # 定期重发，序号不变
     tracker.observe(Observation(detector.detect(next(empty_frames(1))), 4.0, 4.0), now=4.0)
     assert tracker.roi_due(4.0) == (seq + 1, None)  # 人脸离开：通知学生端停止采样

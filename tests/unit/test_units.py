@@ -13,16 +13,20 @@ from gateway.sdp import OfferRejected, ice_fragment, parse_offer
 from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
 from shared.messages import PPG_MAX_ROWS, PpgSamples
+from shared.retry import backoff_delay
 from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name, reader_url
 from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
 from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
 from workers.analysis.face import Face, FaceDetections, FaceDetector
 from workers.analysis.ppg import PpgResult
-from workers.coordinator import PeerLoad, plan_claims, plan_release
-from workers.events import build_emotion_event, build_heart_rate_event, build_monitor_update, route
-from workers.ingest import Frame, FrameSlot, backoff_delay, fit_size
-from workers.tracker import Observation, StreamTracker
+from workers.coordination.balance import PeerLoad, plan_claims, plan_release
+from workers.output.events import build_emotion_event, build_heart_rate_event, build_monitor_update
+from workers.output.routing import route
+from workers.pipeline.frames import Frame, FrameSlot
+from workers.pipeline.ingest import fit_size
+from workers.state.stream_state import StreamState
+from workers.state.vision import Observation
 
 
 @pytest.mark.parametrize(
@@ -146,7 +150,7 @@ def _obs(faces: FaceDetections, t: float) -> Observation:
 def test_tracker_throttles_and_accumulates_multi_face_time() -> None:
     one = FaceDetector().detect(next(face_frames(1)))
     two = FaceDetections(faces=one.faces * 2, image_size=one.image_size)
-    tracker = StreamTracker(publish_interval_s=0.4, analysis_interval_s=0.2)
+    tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=0.2)
     tracker.observe(_obs(two, 0.0), 0.0)
     assert tracker.publish_due(0.0)
     assert tracker.mark_published(0.01) == pytest.approx(10.0)
@@ -167,12 +171,13 @@ def test_tracker_throttles_and_accumulates_multi_face_time() -> None:
 
 
 def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> None:
-    tracker = StreamTracker(0.4, 0.2)
+    tracker = StreamState(0.4, 0.2)
     tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
     ppg = PpgResult(hr_bpm=71.5, signal_quality=0.8, snr_db=4.0, window_s=10.0)
-    update = build_monitor_update("s-1", tracker, ppg, 0.0, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
-    emotion = build_emotion_event("s-1", "exam-a-user-1", tracker)
-    heart = build_heart_rate_event("s-1", "exam-a-user-1", tracker, ppg)
+    snap = tracker.snapshot(0.0, ppg)
+    update = build_monitor_update("s-1", snap, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
+    emotion = build_emotion_event("s-1", "exam-a-user-1", snap)
+    heart = build_heart_rate_event("s-1", "exam-a-user-1", snap)
     table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion, heart)}
     room = ev.stream_room("exam-a-user-1")
     assert table[(ev.MONITOR_UPDATE, ev.NS_MONITOR)] == [ev.ALL_ROOM, room]
@@ -219,7 +224,7 @@ def test_head_pose_recovers_projected_angles_and_frontal_face() -> None:
 
 
 def test_tracker_reports_look_away_only_after_it_persists() -> None:
-    tracker = StreamTracker(0.4, 0.2, look_away_deg=30)
+    tracker = StreamState(0.4, 0.2, look_away_deg=30)
     turned = project_face(40, 0, 0, (640, 360)).astype(np.float32)
     face = Face(box=(280.0, 120.0, 90.0, 110.0), score=0.9, landmarks=turned)
     dets = FaceDetections(faces=(face,), image_size=(640, 360))
@@ -233,7 +238,7 @@ def test_tracker_reports_look_away_only_after_it_persists() -> None:
 
 def test_session_aggregator_weights_by_time_and_survives_failed_flush() -> None:
     from shared.messages import Anomaly, AttentionMetrics, FaceMetrics, Metrics, MonitorUpdate, PpgMetrics
-    from workers.aggregate import SessionAggregator
+    from workers.output.aggregate import SessionAggregator
 
     def update(score: float, hr: float | None, codes: list[str]) -> MonitorUpdate:
         return MonitorUpdate(
@@ -267,7 +272,7 @@ def test_rate_meter_is_safe_to_read_while_another_thread_marks() -> None:
     """拉流线程记录、协调线程读取：读取时不能因另一线程追加而抛出（soak 基准中曾因此让工作进程退出）。"""
     import threading
 
-    from workers.ingest import RateMeter
+    from workers.state.rates import RateMeter
 
     meter = RateMeter(window_s=1e9)
     stop = threading.Event()

@@ -57,8 +57,8 @@ def estimate_head_pose(landmarks: np.ndarray, image_size: tuple[int, int]) -> He
         return None
     # 初值：正对相机，距离按眼距估计
     depth = cam[0, 0] * 64.0 / eye_dist
-    rvec = np.zeros((3, 1))
-    tvec = np.array([[0.0], [0.0], [depth]])
+    rvec: np.ndarray = np.zeros((3, 1))
+    tvec: np.ndarray = np.array([[0.0], [0.0], [depth]])
     ok, rvec, tvec = cv2.solvePnP(FACE_MODEL_MM, points, cam, dist, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return None

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -78,7 +79,7 @@ class EmotionModel:
     name: str
     input_size: int
     preprocess: Callable[[np.ndarray], np.ndarray]
-    keras_model: object
+    keras_model: Any
 
     def __post_init__(self) -> None:
         tf = import_tensorflow()

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from .analysis.emotion import EmotionBackendError, EmotionModel, deepface_weights_path, select_backend
+from ..analysis.emotion import EmotionBackendError, EmotionModel, deepface_weights_path, select_backend
 
 log = logging.getLogger(__name__)
 

@@ -1,63 +1,23 @@
-"""通过 Redis 协调流的归属：期望流集合 + 每流一个租约键。
+"""流归属在 Redis 里的读写：期望流集合 + 每流一个租约键 + 工作进程心跳与状态。
 
 - 期望运行的流：哈希 ``streams``（网关 rtsp/start 写入、rtsp/stop 删除）；
 - 归属：``lease:<stream>`` = 工作进程 ID，``SET NX PX`` 认领，所属进程按周期用 Lua 原子续约；
   进程死亡后租约过期，其他进程在下一个周期接管。任一时刻一个流最多一个所属进程；
-- 负载均衡：只在自己的负载不高于其他有空位进程的最小负载 + 1，或低于平均目标时认领（见 ``plan_claims``）。
+- 负载均衡的规则在 ``balance``（纯函数），每个周期的流程在 ``assigner``。
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import redis
 
 from shared.api import ConsumerStatus, StreamJob, WorkerStatus
-from shared.keys import RedisKeys
+from shared.keys import RedisKeys, as_text
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
-@dataclass(frozen=True)
-class PeerLoad:
-    load: int
-    capacity: int
-
-
-def plan_claims(unowned: int, my_load: int, capacity: int, total_desired: int, peers: list[PeerLoad]) -> int:
-    """本周期最多认领几条流（纯函数）。
-
-    ``peers`` 为其他存活工作进程。目标是各进程负载接近：
-    - 不超过自身剩余容量与无主流数；
-    - 可以补到平均目标 ceil(总流数 / 进程数)；
-    - 或补到“其他有空位进程的最小负载 + 1”（容量不均时保证无主流终会被认领）。
-    """
-    room = min(capacity - my_load, unowned)
-    if room <= 0:
-        return 0
-    open_peers = [p.load for p in peers if p.load < p.capacity]
-    if not open_peers:
-        return room
-    target = math.ceil(total_desired / (len(peers) + 1))
-    allowance = max(target - my_load, min(open_peers) + 1 - my_load)
-    return max(0, min(room, allowance))
-
-
-def plan_release(my_load: int, total_desired: int, peers: list[PeerLoad]) -> int:
-    """本周期应交出几条流（0 或 1，纯函数）：自己高于平均目标 ceil(总流数 / 进程数)，
-    且有别的进程低于目标并有空位时交出一条（例如进程被杀、重启后，接管了全部流的进程把一半还回去）。
-    一次只交一条，由调用方限速，避免依据过期的对方负载交出过多。"""
-    if not peers:
-        return 0
-    target = math.ceil(total_desired / (len(peers) + 1))
-    if my_load <= target:
-        return 0
-    return 1 if any(p.load < target and p.load < p.capacity for p in peers) else 0
-
-
-class Coordinator:
+class Leases:
     """工作进程一侧的 Redis 操作（同步客户端，全部带超时）。"""
 
     def __init__(self, client: redis.Redis, keys: RedisKeys, worker_id: str, lease_ttl_ms: int) -> None:
@@ -74,13 +34,13 @@ class Coordinator:
 
     def desired(self) -> dict[str, StreamJob]:
         raw = self.r.hgetall(self.keys.streams)
-        return {k.decode(): StreamJob.model_validate_json(v) for k, v in raw.items()}
+        return {as_text(k): StreamJob.model_validate_json(v) for k, v in raw.items()}
 
     def owners(self, names: list[str]) -> dict[str, str | None]:
         if not names:
             return {}
         values = self.r.mget([self.keys.lease(n) for n in names])
-        return {n: (v.decode() if v is not None else None) for n, v in zip(names, values)}
+        return {n: (as_text(v) if v is not None else None) for n, v in zip(names, values)}
 
     def try_claim(self, name: str) -> bool:
         return bool(self.r.set(self.keys.lease(name), self.worker_id, nx=True, px=self.lease_ttl_ms))

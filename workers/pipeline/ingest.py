@@ -14,15 +14,17 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import av
 import numpy as np
 
+from shared.retry import backoff_delay
 from shared.settings import Settings
+
+from ..state.rates import RateMeter
+from .frames import Frame, FrameSlot
 
 log = logging.getLogger(__name__)
 
@@ -34,65 +36,10 @@ LOW_DELAY_OPTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray  # HxWx3 BGR uint8
-    pts_s: float | None  # 流内显示时间戳（秒）
-    received_at: float  # time.monotonic()，解码完成时刻
-    wall_time: float  # time.time()，解码完成时刻
-    key_frame: bool = False  # 编码关键帧（I 帧）
-
-
-class FrameSlot:
-    """只保留最新一帧的单槽位；被覆盖而未取走的帧计为丢弃。"""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._frame: Frame | None = None
-        self.dropped = 0
-
-    def put(self, frame: Frame) -> None:
-        with self._lock:
-            if self._frame is not None:
-                self.dropped += 1
-            self._frame = frame
-
-    def take(self) -> Frame | None:
-        with self._lock:
-            frame, self._frame = self._frame, None
-            return frame
-
-
 def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
     """保持宽高比缩小到框内（不放大），宽高取偶数以适配 YUV 转换。"""
     scale = min(1.0, max_width / width, max_height / height)
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
-
-
-def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
-    """第 ``failures`` 次连续失败后的等待时间：指数退避，乘以 [0.5, 1) 的抖动。"""
-    return min(cap, base * (2 ** max(0, failures - 1))) * (0.5 + rng.random() / 2)
-
-
-class RateMeter:
-    """近 ``window_s`` 秒内的事件速率。``mark`` 与 ``rate`` 在不同线程调用（拉流/分析线程记录，协调线程读取）。"""
-
-    def __init__(self, window_s: float = 5.0) -> None:
-        self.window_s = window_s
-        self._times: deque[float] = deque(maxlen=256)
-        self._lock = threading.Lock()
-
-    def mark(self, t: float) -> None:
-        with self._lock:
-            self._times.append(t)
-
-    def rate(self, now: float) -> float:
-        with self._lock:
-            times = list(self._times)
-        recent = [t for t in times if now - t <= self.window_s]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
 
 
 AUDIO_RATE = 16000
@@ -206,7 +153,7 @@ class RtspIngest(threading.Thread):
             for packet in container.demux(*[s for s in (stream, audio) if s is not None]):
                 if self.stop_event.is_set():
                     break
-                if packet.stream is audio:
+                if packet.stream is audio and resampler is not None:
                     self._handle_audio(packet, resampler)
                     continue
                 try:
@@ -215,6 +162,8 @@ class RtspIngest(threading.Thread):
                     self.last_error = f"decode: {exc}"
                     continue
                 for frame in frames:
+                    if not isinstance(frame, av.VideoFrame):
+                        continue
                     if size is None:
                         size = fit_size(
                             frame.width, frame.height, self.settings.frame_max_width, self.settings.frame_max_height
@@ -240,6 +189,8 @@ class RtspIngest(threading.Thread):
         assert self.on_audio is not None
         try:
             for frame in packet.decode():
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 for out in resampler.resample(frame):
                     pcm = out.to_ndarray().reshape(-1)
                     self.audio_samples += len(pcm)

@@ -1,4 +1,4 @@
-"""一路流的消费者：拉流线程 + 最新帧槽位 + 分析状态。"""
+"""一路流的消费者：拉流线程 + 最新帧槽位 + 分析状态 + 会话汇总增量。"""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from shared.messages import iso_utc
 from shared.settings import Settings
 from shared.streams import reader_url
 
-from .aggregate import Deltas, SessionAggregator
-from .analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
-from .ingest import FrameSlot, RtspIngest
-from .tracker import StreamTracker
+from ..analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
+from ..output.aggregate import Deltas, SessionAggregator
+from ..state.stream_state import StreamState
+from .frames import FrameSlot
+from .ingest import RtspIngest
 
 
 def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
@@ -32,7 +33,7 @@ class StreamConsumer:
         self._reported_media = (0, 0)  # 已计入汇总的 (重连次数, 丢帧数)
         self._started_at = time.monotonic()
         self.slot = FrameSlot()
-        self.tracker = StreamTracker(
+        self.state = StreamState(
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
             analysis_interval_s=1.0 / settings.analysis_fps,
             policies=anomaly_policies(settings),
@@ -48,8 +49,8 @@ class StreamConsumer:
             slot=self.slot,
             sample_interval_s=1.0 / settings.analysis_fps,
             wake=wake,
-            on_frame=self.tracker.sample_frame,
-            on_audio=self.tracker.sample_audio,
+            on_frame=self.state.pulse.sample_frame,
+            on_audio=self.state.audio.sample,
         )
 
     @property
@@ -81,11 +82,11 @@ class StreamConsumer:
 
     def close_episodes(self, now: float) -> None:
         """流停止时结束进行中的异常事件段并计入汇总。"""
-        self.aggregate.add_episodes(self.tracker.anomalies.close_all(now))
+        self.aggregate.add_episodes(self.state.anomalies.close_all(now))
 
     def status(self, owner: str) -> ConsumerStatus:
         now = time.monotonic()
-        ingest, tracker = self.ingest, self.tracker
+        ingest, state = self.ingest, self.state
         age = None if ingest.last_frame_at is None else round((now - ingest.last_frame_at) * 1000.0, 1)
         return ConsumerStatus(
             stream_name=self.name,
@@ -96,12 +97,12 @@ class StreamConsumer:
             state=ingest.state,
             transport=ingest.transport,
             fps=round(ingest.fps_meter.rate(now), 2),
-            analysis_fps=round(tracker.analysis_meter.rate(now), 2),
+            analysis_fps=round(state.analysis_meter.rate(now), 2),
             frames_decoded=ingest.frames_decoded,
-            frames_analyzed=tracker.frames_analyzed,
+            frames_analyzed=state.frames_analyzed,
             dropped_frames=self.slot.dropped,
             reconnects=ingest.reconnects,
-            latency_ms=tracker.last_latency_ms,
+            latency_ms=state.throttle.last_latency_ms,
             last_frame_age_ms=age,
             last_error=ingest.last_error,
             updated_at=iso_utc(time.time()),

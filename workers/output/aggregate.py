@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from shared.messages import MonitorUpdate, iso_utc
 
-from .analysis.anomalies import Episode
+from ..analysis.anomalies import Episode
 
 # 两次推送间隔超过该值（断流、重连）时只按该值计入，断流期间不算作被分析的时间
 MAX_STEP_S = 2.0
@@ -115,6 +115,6 @@ class SessionAggregator:
             for name, value in deltas.sums.items():
                 self._deltas.add(name, value)
             self._deltas.episodes[:0] = deltas.episodes
-            for value in (deltas.hr_min, deltas.hr_max):
-                if value is not None:
-                    self._deltas.add_hr(value)
+            for bound in (deltas.hr_min, deltas.hr_max):
+                if bound is not None:
+                    self._deltas.add_hr(bound)

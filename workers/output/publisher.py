@@ -17,7 +17,7 @@ import redis
 
 from shared.keys import REPLAY_WINDOW_S, RedisKeys
 
-from .events import Emission
+from .routing import Emission
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .analysis.speech_emotion import Emotion2vec, SpeechEmotion
+from ..analysis.speech_emotion import Emotion2vec, SpeechEmotion
 
 log = logging.getLogger(__name__)
 

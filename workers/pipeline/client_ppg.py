@@ -12,21 +12,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import redis
 
-from shared.keys import RedisKeys
+from shared.keys import RedisKeys, as_text
+from shared.retry import Backoff
 
 from .consumer import StreamConsumer
 
 log = logging.getLogger(__name__)
+
+# XREAD 的回复：[(流键, [(条目 ID, {字段: 值}), ...]), ...]
+StreamReply = tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]
 
 
 class ClientPpgReader(threading.Thread):
     BLOCK_MS = 500
     # 刚接手一条流（含从被杀进程接管）时从这么久以前读起：估计窗口立即就有数据
     HISTORY_MS = 12_000
-    MAX_BACKOFF_S = 5.0
 
     def __init__(
         self, client: redis.Redis, keys: RedisKeys, consumers: Callable[[], list[StreamConsumer]], stop_event: threading.Event
@@ -39,15 +43,15 @@ class ClientPpgReader(threading.Thread):
         self._cursors: dict[str, str] = {}  # 会话 ID -> 已读到的条目 ID
 
     def run(self) -> None:
-        failures = 0
+        backoff = Backoff(base_s=0.5, cap_s=5.0)
         while not self.stop_event.is_set():
             try:
                 self.step()
-                failures = 0
+                backoff.succeeded()
             except redis.RedisError as exc:
-                failures += 1
-                log.warning("client ppg: redis error (%s), retry %d", exc, failures)
-                self.stop_event.wait(min(self.MAX_BACKOFF_S, 0.25 * 2**failures))
+                delay = backoff.failed()
+                log.warning("client ppg: redis error (%s), retry %d in %.1fs", exc, backoff.failures, delay)
+                self.stop_event.wait(delay)
             except Exception:  # noqa: BLE001 - 读取线程不能退出
                 log.exception("client ppg: unexpected error")
                 self.stop_event.wait(1.0)
@@ -64,15 +68,16 @@ class ClientPpgReader(threading.Thread):
             for sid in owned:
                 self._cursors.setdefault(sid, start)
         sessions = {self.keys.ppg(sid): sid for sid in owned}
-        reply = self.client.xread({key: self._cursors[sid] for key, sid in sessions.items()}, count=100, block=self.BLOCK_MS)
+        streams: dict[Any, Any] = {key: self._cursors[sid] for key, sid in sessions.items()}
+        reply = cast(list[StreamReply], self.client.xread(streams, count=100, block=self.BLOCK_MS))
         now = time.monotonic()
         for key, entries in reply or []:
-            sid = sessions[key.decode() if isinstance(key, bytes) else key]
+            sid = sessions[as_text(key)]
             for entry_id, fields in entries:
-                self._cursors[sid] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self._cursors[sid] = as_text(entry_id)
                 try:
                     rows = json.loads(fields[b"samples"])
                 except (KeyError, ValueError):
                     log.warning("client ppg: malformed entry %s in %s", entry_id, key)
                     continue
-                owned[sid].tracker.add_client_samples(rows, now)
+                owned[sid].state.pulse.add_client_samples(rows, now)

@@ -1,0 +1,58 @@
+"""一次分析之后的事件出口：用该流的快照组装事件、按 ``routing`` 定好去向、交给发布线程，并把这次更新计入会话汇总。
+
+分析线程调用 ``stream_update``，协调线程调用 ``signal_close``；两者都只往发布线程的队列里放，从不等待 Redis。
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from shared import events as ev
+
+from ..pipeline.consumer import StreamConsumer
+from . import routing
+from .events import build_emotion_event, build_heart_rate_event, build_monitor_update
+from .publisher import EventPublisher
+
+
+class Outbox:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        emotion_ready: Callable[[], bool],
+        audio_emotion_ready: Callable[[], bool],
+    ) -> None:
+        self.publisher = publisher
+        self.emotion_ready = emotion_ready
+        self.audio_emotion_ready = audio_emotion_ready
+        self.cpu_util: float | None = None  # 协调线程每个周期更新
+
+    def stream_update(self, consumer: StreamConsumer, now: float) -> None:
+        """该流刚分析完一帧且到了推送时间：发 monitor.update、兼容旧前端的事件与（需要时）``ppg.roi``。"""
+        state, job = consumer.state, consumer.job
+        latency_ms = state.mark_published(now)
+        snap = state.snapshot(now)
+        update = build_monitor_update(
+            job.session_id,
+            snap,
+            now_wall=time.time(),
+            latency_ms=latency_ms,
+            cpu_util=self.cpu_util,
+            dropped_frames=consumer.slot.dropped,
+            emotion_ready=self.emotion_ready(),
+            audio_emotion_ready=self.audio_emotion_ready(),
+        )
+        emotion = build_emotion_event(job.session_id, job.stream_name, snap)
+        heart = build_heart_rate_event(job.session_id, job.stream_name, snap) if state.throttle.heart_rate_due(now) else None
+        batch = routing.route(job.stream_name, update, emotion, heart)
+        roi = state.roi_due(now) if job.session_id else None
+        if roi is not None:
+            batch.append(routing.ppg_roi(job.session_id, *roi))
+        update_data = next(e.data for e in batch if e.event == ev.MONITOR_UPDATE)  # 已序列化：回放缓冲直接复用
+        self.publisher.submit(batch, replay=(job.session_id, update_data))
+        consumer.aggregate.add_update(update, snap.emotion.dominant if snap.emotion else None, now)
+        consumer.aggregate.add_episodes(state.anomalies.pop_finished())
+
+    def signal_close(self, session_id: str, reason: str) -> None:
+        self.publisher.submit([routing.signal_close(session_id, reason)])

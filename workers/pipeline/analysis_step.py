@@ -1,0 +1,111 @@
+"""分析线程（每进程一个）：一帧变成指标的地方。
+
+每一步：取各流槽位里的最新帧 -> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态
+（``StreamState.observe``）-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from ..analysis.emotion import face_crop
+from ..analysis.face import FaceDetections, FaceDetector
+from ..models.emotion import EmotionService
+from ..models.speech import SpeechEmotionService
+from ..output.outbox import Outbox
+from ..state.vision import Observation
+from .consumer import StreamConsumer
+from .frames import Frame
+from .registry import ConsumerRegistry
+
+log = logging.getLogger(__name__)
+
+Detected = tuple[StreamConsumer, Frame, FaceDetections]
+
+
+class AnalysisLoop(threading.Thread):
+    def __init__(
+        self,
+        registry: ConsumerRegistry,
+        detector: FaceDetector,
+        emotion: EmotionService,
+        speech_emotion: SpeechEmotionService,
+        outbox: Outbox,
+        wake: threading.Event,
+    ) -> None:
+        super().__init__(name="analysis", daemon=True)
+        self.registry = registry
+        self.detector = detector
+        self.emotion = emotion
+        self.speech_emotion = speech_emotion
+        self.outbox = outbox
+        self.wake = wake
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.wake.wait(timeout=0.05)
+            self.wake.clear()
+            try:
+                self.step()
+            except Exception:  # noqa: BLE001 - 分析线程不能退出
+                log.exception("analysis step failed")
+
+    def step(self) -> None:
+        batch = self._detect()
+        if not batch:
+            return
+        grays = [cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if faces.faces else None for _, frame, faces in batch]
+        emotions = self._emotions(batch, grays)
+        now = time.monotonic()
+        for (consumer, frame, faces), gray, probs in zip(batch, grays, emotions):
+            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray)
+            consumer.state.observe(obs, now)
+        now = time.monotonic()
+        for consumer, _, _ in batch:
+            self._classify_speech(consumer, now)
+            if consumer.state.publish_due(now):
+                self.outbox.stream_update(consumer, now)
+
+    def _detect(self) -> list[Detected]:
+        """各流槽位里的最新帧（没有新帧的流跳过）及其人脸。"""
+        batch: list[Detected] = []
+        for consumer in self.registry.snapshot():
+            frame = consumer.slot.take()
+            if frame is None:
+                continue
+            try:
+                batch.append((consumer, frame, self.detector.detect(frame.image)))
+            except Exception:  # noqa: BLE001 - 单路出错不影响其他流
+                log.exception("face detection failed on %s", consumer.name)
+        return batch
+
+    def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
+        if not self.speech_emotion.ready:
+            return
+        audio = consumer.state.audio
+        clip = audio.speech_clip_due(now)
+        if clip is not None:
+            self.speech_emotion.submit(clip, audio.set_speech_emotion)
+
+    def _emotions(self, batch: list[Detected], grays: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """每路流的主人脸裁剪后合成一批，一次推理。"""
+        model = self.emotion.model
+        if model is None:
+            return [None] * len(batch)
+        crops, owners = [], []
+        for i, ((_, _, faces), gray) in enumerate(zip(batch, grays)):
+            if faces.faces and gray is not None:
+                crops.append(face_crop(gray, faces.faces[0], model.input_size))
+                owners.append(i)
+        out: list[np.ndarray | None] = [None] * len(batch)
+        probs = self.emotion.predict(crops)
+        if probs is not None:
+            for i, p in zip(owners, probs):
+                out[i] = p
+        return out

@@ -1,0 +1,118 @@
+"""视觉部分的每流状态：人脸、专注度（头部姿态）、面部情绪、遮挡、多人累计时长的平滑与累积（分析线程独占）。"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
+from ..analysis.emotion import EmotionEstimate, summarize
+from ..analysis.face import Face, FaceDetections
+from ..analysis.occlusion import OcclusionEstimator
+
+
+@dataclass(frozen=True)
+class Observation:
+    """一次分析的结果及其所分析帧的时间信息。"""
+
+    faces: FaceDetections
+    frame_received_at: float  # monotonic
+    frame_wall_time: float  # unix 秒
+    emotion: np.ndarray | None = None  # 主人脸的情绪概率（未计算时 None）
+    gray: np.ndarray | None = None  # 所分析帧的灰度图（遮挡估计用）
+
+    @property
+    def main_face(self) -> Face | None:
+        return self.faces.faces[0] if self.faces.faces else None
+
+
+class VisionState:
+    """把逐帧的人脸、姿态、情绪、遮挡结果平滑成当前值，并给出视觉类异常的条件。"""
+
+    # 两次分析间隔超过该值时不计入 multi_face_secs（断流期间不累积）
+    MAX_GAP_S = 2.0
+    ATTENTION_SMOOTHING = 0.4
+    EMOTION_SMOOTHING = 0.5
+    OCCLUSION_SMOOTHING = 0.3
+    FRONTAL_YAW_DEG = 25.0
+    FRONTAL_PITCH_DEG = 20.0
+    FACE_GONE_RESET_S = 2.0
+
+    def __init__(self, look_away_deg: float = 30.0, occlusion_threshold: float = 0.3) -> None:
+        self.look_away_deg = look_away_deg
+        self.occlusion_threshold = occlusion_threshold
+        self.occlusion = OcclusionEstimator()
+        self.occlusion_ratio: float | None = None
+        self._face_lost_at: float | None = None
+        self.latest: Observation | None = None
+        self.multi_face_secs = 0.0
+        self.attention: Attention | None = None
+        self.attention_score: float | None = None
+        self._emotion: np.ndarray | None = None
+
+    def observe(self, obs: Observation) -> dict[str, bool | None]:
+        """并入一次分析结果，返回视觉类异常的条件（None：无法判断）。"""
+        previous = self.latest
+        if previous is not None and previous.faces.count > 1:
+            gap = obs.frame_received_at - previous.frame_received_at
+            if 0 < gap <= self.MAX_GAP_S:
+                self.multi_face_secs += gap
+        self.latest = obs
+        main = obs.main_face
+        self._update_attention(obs, main)
+        self._update_emotion(obs, main)
+        assert self.attention is not None
+        pose = self.attention.pose
+        return {
+            "NO_FACE": main is None,
+            "MULTI_FACE": obs.faces.count > 1,
+            "LOOK_AWAY": None if pose is None else math.hypot(pose.yaw, pose.pitch) > self.look_away_deg,
+            "OCCLUSION": self._update_occlusion(obs, main, pose),
+        }
+
+    def _update_attention(self, obs: Observation, main: Face | None) -> None:
+        if main is not None:
+            pose = estimate_head_pose(main.landmarks, obs.faces.image_size)
+            eye_dist = float(np.linalg.norm(main.landmarks[1] - main.landmarks[0]))
+            self.attention = attention_from_pose(pose, main.score, eye_dist)
+        else:
+            self.attention = attention_from_pose(None, None, 0.0)
+        a = self.ATTENTION_SMOOTHING
+        score = self.attention.score
+        self.attention_score = score if self.attention_score is None else (1 - a) * self.attention_score + a * score
+
+    def _update_emotion(self, obs: Observation, main: Face | None) -> None:
+        if obs.emotion is not None:
+            e = self.EMOTION_SMOOTHING
+            self._emotion = obs.emotion if self._emotion is None else (1 - e) * self._emotion + e * obs.emotion
+        elif main is None:
+            self._emotion = None
+
+    def _update_occlusion(self, obs: Observation, main: Face | None, pose: HeadPose | None) -> bool | None:
+        """更新平滑后的遮挡比例；返回 OCCLUSION 条件（无法判断时 None）。
+
+        没有人脸时不算遮挡；人脸消失超过 ``FACE_GONE_RESET_S`` 后丢弃参考外观（回来的可能是另一个人）。"""
+        if main is None:
+            if self._face_lost_at is None:
+                self._face_lost_at = obs.frame_received_at
+            elif obs.frame_received_at - self._face_lost_at >= self.FACE_GONE_RESET_S:
+                self.occlusion.reset()
+                self.occlusion_ratio = None
+            return False
+        self._face_lost_at = None
+        if obs.gray is None:
+            return None
+        frontal = pose is not None and abs(pose.yaw) < self.FRONTAL_YAW_DEG and abs(pose.pitch) < self.FRONTAL_PITCH_DEG
+        ratio = self.occlusion.update(obs.gray, main.landmarks, frontal)
+        if ratio is None:
+            return None
+        a = self.OCCLUSION_SMOOTHING
+        previous = self.occlusion_ratio
+        self.occlusion_ratio = ratio if previous is None else round((1 - a) * previous + a * ratio, 3)
+        return self.occlusion_ratio >= self.occlusion_threshold
+
+    @property
+    def emotion(self) -> EmotionEstimate | None:
+        return None if self._emotion is None else summarize(self._emotion)
