@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable
 
 from shared import events as ev
+from shared.api import StreamJob
 
-from ..pipeline.consumer import StreamConsumer
+from ..state.stream_state import StreamState
 from . import routing
+from .aggregate import SessionAggregator
 from .events import build_emotion_event, build_heart_rate_event, build_monitor_update
 from .publisher import EventPublisher
 
@@ -28,9 +30,10 @@ class Outbox:
         self.audio_emotion_ready = audio_emotion_ready
         self.cpu_util: float | None = None  # 协调线程每个周期更新
 
-    def stream_update(self, consumer: StreamConsumer, now: float) -> None:
-        """该流刚分析完一帧且到了推送时间：发 monitor.update、兼容旧前端的事件与（需要时）``ppg.roi``。"""
-        state, job = consumer.state, consumer.job
+    def stream_update(
+        self, job: StreamJob, state: StreamState, aggregate: SessionAggregator, dropped_frames: int, now: float
+    ) -> None:
+        """该流刚分析完一帧且到了推送时间：发 monitor.update、兼容旧前端的事件与（需要时）``ppg.roi``，并计入会话汇总。"""
         latency_ms = state.mark_published(now)
         snap = state.snapshot(now)
         update = build_monitor_update(
@@ -39,7 +42,7 @@ class Outbox:
             now_wall=time.time(),
             latency_ms=latency_ms,
             cpu_util=self.cpu_util,
-            dropped_frames=consumer.slot.dropped,
+            dropped_frames=dropped_frames,
             emotion_ready=self.emotion_ready(),
             audio_emotion_ready=self.audio_emotion_ready(),
         )
@@ -51,8 +54,8 @@ class Outbox:
             batch.append(routing.ppg_roi(job.session_id, *roi))
         update_data = next(e.data for e in batch if e.event == ev.MONITOR_UPDATE)  # 已序列化：回放缓冲直接复用
         self.publisher.submit(batch, replay=(job.session_id, update_data))
-        consumer.aggregate.add_update(update, snap.emotion.dominant if snap.emotion else None, now)
-        consumer.aggregate.add_episodes(state.anomalies.pop_finished())
+        aggregate.add_update(update, snap.emotion.dominant if snap.emotion else None, now)
+        aggregate.add_episodes(state.anomalies.pop_finished())
 
     def signal_close(self, session_id: str, reason: str) -> None:
         self.publisher.submit([routing.signal_close(session_id, reason)])

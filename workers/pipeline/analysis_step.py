@@ -70,7 +70,7 @@ class AnalysisLoop(threading.Thread):
         for consumer, _, _ in batch:
             self._classify_speech(consumer, now)
             if consumer.state.publish_due(now):
-                self.outbox.stream_update(consumer, now)
+                self.outbox.stream_update(consumer.job, consumer.state, consumer.aggregate, consumer.slot.dropped, now)
 
     def _detect(self) -> list[Detected]:
         """各流槽位里的最新帧（没有新帧的流跳过）及其人脸。"""

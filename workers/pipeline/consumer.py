@@ -13,7 +13,7 @@ from shared.streams import reader_url
 from ..analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
 from ..output.aggregate import Deltas, SessionAggregator
 from ..state.stream_state import StreamState
-from .frames import FrameSlot
+from .frames import Frame, FrameSlot
 from .ingest import RtspIngest
 
 
@@ -49,9 +49,13 @@ class StreamConsumer:
             slot=self.slot,
             sample_interval_s=1.0 / settings.analysis_fps,
             wake=wake,
-            on_frame=self.state.pulse.sample_frame,
+            on_frame=self._sample_frame,
             on_audio=self.state.audio.sample,
         )
+
+    def _sample_frame(self, frame: Frame) -> None:
+        """拉流线程里的每个解码帧：rPPG 皮肤采样。"""
+        self.state.pulse.add_frame(frame.timestamp_s, frame.image, frame.key_frame)
 
     @property
     def name(self) -> str:

@@ -16,6 +16,11 @@ class Frame:
     wall_time: float  # time.time()，解码完成时刻
     key_frame: bool = False  # 编码关键帧（I 帧）
 
+    @property
+    def timestamp_s(self) -> float:
+        """流内时间：显示时间戳，没有时用解码完成时刻。"""
+        return self.pts_s if self.pts_s is not None else self.received_at
+
 
 class FrameSlot:
     """只保留最新一帧的单槽位；被覆盖而未取走的帧计为丢弃。"""

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..analysis.face import Face
 from ..analysis.ppg import PpgResult, PulseMonitor, RppgEstimator
-from ..pipeline.frames import Frame
 
 Roi = tuple[float, float, float, float]
 
@@ -31,10 +30,9 @@ class PulseState:
         self._roi_seq = 0
 
     # ---- 拉流线程 ----
-    def sample_frame(self, frame: Frame) -> None:
-        """每个解码帧：rPPG 皮肤采样（用显示时间戳；没有时用到达时间）。"""
-        t = frame.pts_s if frame.pts_s is not None else frame.received_at
-        self.video.add_frame(t, frame.image, frame.key_frame)
+    def add_frame(self, t_s: float, image_bgr: np.ndarray, key_frame: bool) -> None:
+        """每个解码帧（流内时间 ``t_s``）：在当前采样框内取皮肤均值。"""
+        self.video.add_frame(t_s, image_bgr, key_frame)
 
     # ---- 学生端样本读取线程 ----
     def add_client_samples(self, rows: list[list[float]], now: float) -> None:

@@ -1,6 +1,6 @@
 """每路流一个的分析状态：把视觉、心率、音频、节流几个部件组合起来，判定异常，并给出不可变的快照。
 
-线程：拉流线程写 ``pulse.sample_frame`` / ``audio.sample``，学生端样本读取线程写 ``pulse.add_client_samples``，
+线程：拉流线程写 ``pulse.add_frame`` / ``audio.sample``，学生端样本读取线程写 ``pulse.add_client_samples``，
 其余（``observe``、节流、``snapshot``）都在分析线程。
 """
 
