@@ -13,15 +13,15 @@ from shared import events as ev
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
-from . import api, media_hooks, pages
-from .mediamtx import MediaMtxApi
-from .paths import PathWatcher
-from .reaper import reap_silent_sessions
-from .sessions import SessionService
-from .signaling import SignalingRelay
-from .sockets import StreamNamespace, StudentNamespace
+from .http import api, media_hooks, pages
+from .media.mediamtx import MediaMtxApi
+from .media.paths import PathWatcher
+from .realtime.sockets import StreamNamespace, StudentNamespace
+from .sessions.reaper import reap_silent_sessions
+from .sessions.service import SessionService
+from .signaling.relay import SignalingRelay
+from .signaling.whip import WhipClient
 from .store import Store, connect
-from .whip import WhipClient
 
 
 def create_app(settings: Settings) -> socketio.ASGIApp:

@@ -22,9 +22,9 @@ from shared.api import PathHookResponse
 from shared.messages import SignalReady
 from shared.settings import Settings
 
+from ..periodic import run_every
+from ..store import Conflict, NotFound, Store
 from .mediamtx import MediaMtxApi
-from .periodic import run_every
-from .store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
 

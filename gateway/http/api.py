@@ -24,8 +24,8 @@ from shared.api import (
 )
 from shared.settings import Settings
 
-from .sessions import SessionService
-from .store import Conflict, NotFound, Store
+from ..sessions.service import SessionService
+from ..store import Conflict, NotFound, Store
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="后端调用所需的 API Key")
 

@@ -16,9 +16,9 @@ from shared.api import SessionInfo, WhipResource
 from shared.messages import IceCandidate
 from shared.settings import Settings
 
+from ..store import Store
 from .publish_auth import check_publish_token, same_secret
 from .sdp import OfferRejected, ice_fragment, parse_offer
-from .store import Store
 from .whip import WhipClient, WhipError
 
 

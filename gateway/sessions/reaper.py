@@ -8,9 +8,9 @@ import logging
 
 from shared.settings import Settings
 
-from .periodic import run_every
-from .sessions import SessionService
-from .store import NotFound
+from ..periodic import run_every
+from ..store import NotFound
+from .service import SessionService
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from shared.messages import (
     SubscribeAck,
 )
 
-from .signaling import SignalingError, SignalingRelay
-from .store import NotFound, Store
+from ..signaling.relay import SignalingError, SignalingRelay
+from ..store import NotFound, Store
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from shared.api import SessionReport
 from shared.messages import SignalClose
 from shared.settings import Settings
 
-from .mediamtx import MediaMtxApi
-from .signaling import SignalingRelay
-from .store import Store
+from ..media.mediamtx import MediaMtxApi
+from ..signaling.relay import SignalingRelay
+from ..store import Store
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 - ``POST /api/mediamtx/auth``：``authMethod: http`` 的鉴权回调，允许返回 200，拒绝返回 401 并给出原因代码；
 - ``POST /api/mediamtx/hook?path=<流名>&event=available|unavailable``：``runOnAvailable`` / ``runOnUnavailable`` 钩子，
-  配置了 ``MEDIAMTX_API_URL`` 时先向 MediaMTX 核实再启动/停止分析（见 paths.py）。
+  配置了 ``MEDIAMTX_API_URL`` 时先向 MediaMTX 核实再启动/停止分析（见 gateway/media/paths.py）。
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 
 from shared.api import MediaMtxAuthRequest, MediaMtxAuthResponse, PathHookRequest, PathHookResponse
 
+from ..media.paths import PathWatcher
+from ..signaling.publish_auth import decide
 from .api import SettingsDep, StoreDep
-from .paths import PathWatcher
-from .publish_auth import decide
 
 log = logging.getLogger(__name__)
 
