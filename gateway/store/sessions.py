@@ -30,7 +30,7 @@ from shared.messages import PpgSamples, iso_utc
 from shared.settings import Settings
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
-from .sessions.report import build_report
+from ..sessions.report import build_report
 
 
 class NotFound(Exception):
