@@ -18,7 +18,7 @@ from shared.api import MediaMtxAuthRequest, MediaMtxAuthResponse, PathHookReques
 
 from ..media.paths import PathWatcher
 from ..signaling.publish_auth import decide
-from .api import SettingsDep, StoreDep
+from .api import SettingsDep, StoresDep
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def get_paths(request: Request) -> PathWatcher:
 
 
 @router.post("/auth", response_model=MediaMtxAuthResponse, responses={401: {"model": MediaMtxAuthResponse}})
-async def mediamtx_auth(body: MediaMtxAuthRequest, store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    session = await store.session_for_path(body.path) if body.action == "publish" and body.path else None
+async def mediamtx_auth(body: MediaMtxAuthRequest, stores: StoresDep, settings: SettingsDep) -> JSONResponse:
+    session = await stores.sessions.for_path(body.path) if body.action == "publish" and body.path else None
     reason = decide(body, session, settings.mediamtx_read_user, settings.mediamtx_read_password, time.time())
     if reason is not None:
         log.info("mediamtx auth denied: %s %s via %s from %s (%s)", body.action, body.path, body.protocol, body.ip, reason)
