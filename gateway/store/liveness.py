@@ -14,6 +14,8 @@ from redis.asyncio.client import Pipeline
 
 from shared.keys import RedisKeys
 
+from .client import as_text
+
 
 class LivenessStore:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
@@ -36,7 +38,7 @@ class LivenessStore:
     async def claim_silent(self, timeout_s: float) -> list[str]:
         """心跳超时的会话（逐个 ZREM 认领）。"""
         cutoff = int((time.time() - timeout_s) * 1000)
-        silent = [s.decode() for s in await self.r.zrangebyscore(self.keys.heartbeats, "-inf", cutoff)]
+        silent = [as_text(s) for s in await self.r.zrangebyscore(self.keys.heartbeats, "-inf", cutoff)]
         return [sid for sid in silent if await self.r.zrem(self.keys.heartbeats, sid)]
 
     async def claim_without_media(self, timeout_s: float) -> list[str]:
@@ -44,7 +46,7 @@ class LivenessStore:
 
         有媒体或有心跳的会话移出等待集合，此后由 DEGRADED 判断与心跳超时负责。"""
         cutoff = int((time.time() - timeout_s) * 1000)
-        due = [s.decode() for s in await self.r.zrangebyscore(self.keys.awaiting_media, "-inf", cutoff)]
+        due = [as_text(s) for s in await self.r.zrangebyscore(self.keys.awaiting_media, "-inf", cutoff)]
         claimed = []
         for sid in due:
             pipe = self.r.pipeline(transaction=False)

@@ -16,6 +16,7 @@ from shared.messages import iso_utc
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
 from ..errors import Conflict, NotFound
+from .client import as_text
 from .liveness import LivenessStore
 
 
@@ -50,7 +51,7 @@ class SessionStore:
         bound = await self.r.set(self.keys.stream_session(stream_name), session_id, nx=True)
         if not bound:
             current = await self.r.get(self.keys.stream_session(stream_name))
-            existing = await self.get(current.decode()) if current else None
+            existing = await self.get(as_text(current)) if current else None
             if existing is not None and existing.status != "ENDED":
                 raise Conflict(f"流 {stream_name} 已属于未结束的会话 {existing.session_id}")
             await self.r.set(self.keys.stream_session(stream_name), session_id)
@@ -77,18 +78,18 @@ class SessionStore:
     async def for_path(self, path: str) -> SessionInfo | None:
         """MediaMTX 路径（即流名）显式绑定的会话。"""
         bound = await self.r.get(self.keys.stream_session(path))
-        return await self.get(bound.decode()) if bound else None
+        return await self.get(as_text(bound)) if bound else None
 
     async def resolve(self, stream_name: str) -> str:
         """流 -> 会话 ID：显式绑定优先，其次按流名解析出的考试+考生查找，最后退回流名本身。"""
         bound = await self.r.get(self.keys.stream_session(stream_name))
         if bound:
-            return bound.decode()
+            return as_text(bound)
         parsed = parse_stream_name(stream_name)
         if parsed is not None:
             found = await self.r.get(self.keys.exam_user(parsed.exam_id, parsed.student_id))
             if found:
-                return found.decode()
+                return as_text(found)
         return stream_name
 
     async def mark_active(self, session_id: str) -> None:

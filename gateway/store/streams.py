@@ -8,6 +8,8 @@ import redis.asyncio as aioredis
 from shared.api import ConsumerStatus, StreamJob
 from shared.keys import RedisKeys
 
+from .client import as_text
+
 
 class StreamStore:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
@@ -32,7 +34,7 @@ class StreamStore:
     async def owner(self, stream_name: str) -> str | None:
         """当前持有该流租约的工作进程。"""
         raw = await self.r.get(self.keys.lease(stream_name))
-        return raw.decode() if raw else None
+        return as_text(raw) if raw else None
 
     async def leased(self, stream_name: str) -> bool:
         return bool(await self.r.exists(self.keys.lease(stream_name)))
@@ -50,10 +52,10 @@ class StreamStore:
             owners = await self.r.mget([self.keys.lease(n) for n in names])
             reports = await self.r.mget([self.keys.stream_status(n) for n in names])
             for job, owner, report in zip(jobs, owners, reports):
-                owner_id = owner.decode() if owner else None
-                st = ConsumerStatus.model_validate_json(report) if report else ConsumerStatus(stream_name=job.stream_name)
+                owner_id = as_text(owner) if owner else None
+                st = ConsumerStatus.model_validate_json(report) if report else _pending(job.stream_name)
                 if st.owner != owner_id:  # 状态来自上一任所属进程：只保留任务信息
-                    st = ConsumerStatus(stream_name=job.stream_name)
+                    st = _pending(job.stream_name)
                 st = st.model_copy(
                     update={
                         "session_id": job.session_id,
@@ -64,3 +66,10 @@ class StreamStore:
                 )
                 streams.append(st)
         return streams
+
+
+def _pending(stream_name: str) -> ConsumerStatus:
+    """还没有（当前所属进程的）上报时的状态：只有流名，其余取默认值。"""
+    # shared/api.py 的字段用 Field(默认值, description=...) 的位置参数写默认值：不启用 pydantic 的 mypy 插件时，
+    # mypy 对 pydantic 的 dataclass_transform 只认 default= 关键字，把这些字段当作必填
+    return ConsumerStatus(stream_name=stream_name)  # type: ignore[call-arg]

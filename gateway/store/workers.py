@@ -7,6 +7,8 @@ import redis.asyncio as aioredis
 from shared.api import WorkerStatus
 from shared.keys import RedisKeys
 
+from .client import as_text
+
 
 class WorkerStore:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
@@ -15,7 +17,7 @@ class WorkerStore:
 
     async def list(self) -> list[WorkerStatus]:
         """状态尚未过期的工作进程。"""
-        ids = [i.decode() for i in await self.r.zrange(self.keys.workers, 0, -1)]
+        ids = [as_text(i) for i in await self.r.zrange(self.keys.workers, 0, -1)]
         if not ids:
             return []
         raw = await self.r.mget([self.keys.worker(i) for i in ids])
