@@ -65,11 +65,14 @@ class StreamNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         # 服务器以 always_connect 运行：此处已完成连接，可以先发回放
         if self.namespace == ev.NS_MONITOR:
-            await self._replay(sid, await self.stores.streams.live_sessions())
+            await self._replay(sid, None)
         await self.enter_room(sid, ev.ALL_ROOM)
 
-    async def _replay(self, sid: str, session_ids: list[str]) -> None:
+    async def _replay(self, sid: str, session_ids: list[str] | None) -> None:
+        """给 ``sid`` 发这些会话（None：全部在线会话）的回放；Redis 不可用时跳过回放，不影响之后的实时事件。"""
         try:
+            if session_ids is None:
+                session_ids = await self.stores.streams.live_sessions()
             updates = await self.stores.replay.recent(session_ids)
         except RedisError as exc:
             log.warning("replay for %s skipped: %s", sid, exc)

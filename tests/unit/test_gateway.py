@@ -1,17 +1,23 @@
-"""网关的进程内单元测试（不启动 Redis 与任何服务）：后台循环的退避、MediaMTX API 与 WHIP 客户端的有限次重试。"""
+"""网关的进程内单元测试（不启动 Redis 与任何服务）：后台循环的退避、MediaMTX API 与 WHIP 客户端的有限次重试、
+/monitor 连接在 Redis 不可用时的处理。"""
 
 from __future__ import annotations
 
 import asyncio
 import types
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import periodic
 from gateway.media.mediamtx import MediaMtxApi
+from gateway.realtime.sockets import StreamNamespace
 from gateway.signaling.whip import WhipClient, WhipError
+from gateway.store import Stores
+from shared import events as ev
 
 
 def test_run_every_backs_off_from_twice_the_interval_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +123,25 @@ def test_whip_delete_retries_unreachable_but_not_timeouts_or_refusals() -> None:
     with pytest.raises(WhipError) as caught:
         _whip_delete(refused)
     assert caught.value.reason == "whip_status_500" and calls == ["DELETE"]
+
+
+def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis 暂时不可用时 /monitor 的新连接跳过回放，但仍进入 all 房间（否则它此后收不到任何实时事件）。"""
+
+    class DownStreams:
+        async def live_sessions(self) -> list[str]:
+            raise RedisConnectionError("redis down")
+
+    class EmptyReplay:
+        async def recent(self, session_ids: list[str]) -> list[dict]:
+            return []
+
+    ns = StreamNamespace(ev.NS_MONITOR, cast(Stores, types.SimpleNamespace(streams=DownStreams(), replay=EmptyReplay())))
+    rooms: list[str] = []
+
+    async def enter_room(sid: str, room: str, namespace: str | None = None) -> None:
+        rooms.append(room)
+
+    monkeypatch.setattr(ns, "enter_room", enter_room)
+    asyncio.run(ns.on_connect("sid-1", {}))
+    assert rooms == [ev.ALL_ROOM]
