@@ -89,11 +89,8 @@ class SessionService:
             if stored is not None:
                 return info, stored
         else:
-            try:
-                await self.streams.stop(info.stream_name)
-            except NotFound:
-                pass  # 流从未启动或已停止
-            info = await self.sessions.mark_ended(info, reason)
+            await self.streams.stop_for_end(info.stream_name)
+            info = await self.sessions.mark_ended(info, reason)  # 并发结束时得到先结束者的记录
         report = await self.reports.build(info)
         await self.reports.persist(report, self.settings.report_retention_days * 86400)
         return info, report

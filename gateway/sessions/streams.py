@@ -46,12 +46,26 @@ class StreamService:
         owner = await self.streams.owner(stream_name)
         if not await self.streams.remove(stream_name):
             raise NotFound(f"流 {stream_name} 未在消费")
-        deadline = time.monotonic() + wait_s
-        stopped = owner is None
-        while not stopped and time.monotonic() < deadline:
-            await asyncio.sleep(RELEASE_POLL_S)
-            stopped = not await self.streams.leased(stream_name)
+        stopped = owner is None or await self._wait_released(stream_name, wait_s)
         return RtspStopResponse(stream_name=stream_name, stopped=stopped, owner=owner)
+
+    async def stop_for_end(self, stream_name: str) -> None:
+        """结束会话时停止它的流：任务已不在（从未开始，或刚被并发的结束、路径不可用删除）时，
+        若所属进程还持有租约（正在写最后的汇总增量），同样等它释放，最多 ``STOP_WAIT_S`` 秒。"""
+        try:
+            await self.stop(stream_name)
+        except NotFound:
+            if await self.streams.leased(stream_name):
+                await self._wait_released(stream_name, self.stop_wait_s)
+
+    async def _wait_released(self, stream_name: str, wait_s: float) -> bool:
+        """每 ``RELEASE_POLL_S`` 秒查一次租约，直到释放或超过 ``wait_s`` 秒；返回是否已释放。"""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(RELEASE_POLL_S)
+            if not await self.streams.leased(stream_name):
+                return True
+        return False
 
     async def status(self) -> RtspStatusResponse:
         """存活的工作进程与每路流的消费状态。"""

@@ -110,15 +110,29 @@ class SessionStore:
                 pass  # 会话同时被修改（结束）：不再标为 ACTIVE
 
     async def mark_ended(self, info: SessionInfo, reason: str) -> SessionInfo:
-        """会话 -> ENDED（记录结束时刻与原因）；同一事务里移出心跳与等待媒体两个集合。返回更新后的记录。"""
+        """会话 -> ENDED（记录结束时刻与原因）；同一事务里移出心跳与等待媒体两个集合。返回结束后的记录。
+
+        并发的几次结束（后端重试、与心跳超时清理同时）以先写入者为准（WATCH）：会话已结束时不再写，
+        返回已有的记录，所以只有一条 ENDED 状态变化、一个结束原因。"""
         session_id = info.session_id
-        info = info.model_copy(update={"status": "ENDED", "ended_at": iso_utc(time.time()), "end_reason": reason})
-        pipe = self.r.pipeline(transaction=True)
-        pipe.set(self.keys.session(session_id), info.model_dump_json())
-        pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
-        self.liveness.forget(pipe, session_id)
-        await pipe.execute()
-        return info
+        key = self.keys.session(session_id)
+        async with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    current = SessionInfo.model_validate_json(raw) if raw else info
+                    if current.status == "ENDED":
+                        return current
+                    ended = current.model_copy(update={"status": "ENDED", "ended_at": iso_utc(time.time()), "end_reason": reason})
+                    pipe.multi()
+                    pipe.set(key, ended.model_dump_json())
+                    pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
+                    self.liveness.forget(pipe, session_id)
+                    await pipe.execute()
+                    return ended
+                except WatchError:
+                    continue  # 会话同时被修改（CREATED -> ACTIVE 或被结束）：重读再试
 
 
 def _transition(state: str, reason: str) -> str:
