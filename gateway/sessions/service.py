@@ -19,6 +19,7 @@ from ..errors import NotFound
 from ..media.mediamtx import MediaMtxApi
 from ..signaling.relay import SignalingRelay
 from ..store import Stores
+from ..store.sessions import requested_stream_name
 from .streams import StreamService
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ class SessionService:
         self.mediamtx = mediamtx
 
     async def create(self, req: CreateSessionRequest) -> CreateSessionResponse:
-        """创建会话；请求给了 ``rtsp_url`` 时同时开始拉流。"""
+        """创建会话；请求给了 ``rtsp_url`` 时同时开始拉流（该流正在消费别的地址时 Conflict，且不创建会话）。"""
+        stream_name = requested_stream_name(req)
+        if req.rtsp_url and stream_name is not None:
+            await self.streams.check_startable(stream_name, req.rtsp_url)
         info = await self.sessions.create(req, self.settings.publish_token_ttl_s)
         started = False
         if req.rtsp_url:

@@ -36,9 +36,14 @@ class StreamService:
         existing = await self.streams.job(stream_name)
         if existing is None:  # 恰好被并发停止：再试一次
             return await self.start(stream_name, rtsp_url, session_id)
-        if existing.rtsp_url != rtsp_url:
-            raise Conflict(f"流 {stream_name} 已在消费 {existing.rtsp_url}；请先 rtsp/stop")
+        _check_same_url(existing, rtsp_url)
         return existing, False
+
+    async def check_startable(self, stream_name: str, rtsp_url: str) -> None:
+        """该流已有指向别的地址的任务时 Conflict（与 :meth:`start` 的检查相同；创建会话前先查，冲突时不留下会话）。"""
+        existing = await self.streams.job(stream_name)
+        if existing is not None:
+            _check_same_url(existing, rtsp_url)
 
     async def stop(self, stream_name: str, wait_s: float | None = None) -> RtspStopResponse:
         """删除任务并等待所属工作进程释放租约（``wait_s`` 为 None 时等 ``STOP_WAIT_S`` 秒）；没有该任务时 NotFound。"""
@@ -72,3 +77,8 @@ class StreamService:
         workers = await self.workers.list()
         streams = await self.streams.statuses({w.worker_id for w in workers})
         return RtspStatusResponse(workers=workers, streams=streams)
+
+
+def _check_same_url(existing: StreamJob, rtsp_url: str) -> None:
+    if existing.rtsp_url != rtsp_url:
+        raise Conflict(f"流 {existing.stream_name} 已在消费 {existing.rtsp_url}；请先 rtsp/stop")

@@ -30,12 +30,7 @@ class SessionStore:
         """新会话：绑定流名（同一流名同时只能属于一个未结束的会话，否则 Conflict），记录 CREATED，进入等待媒体集合。"""
         session_id = new_session_id()
         now = time.time()
-        if req.stream_name:
-            stream_name = req.stream_name
-        elif req.exam_id and req.student_id:
-            stream_name = make_stream_name(req.exam_id, req.student_id)
-        else:
-            stream_name = session_id
+        stream_name = requested_stream_name(req) or session_id
         info = SessionInfo(
             session_id=session_id,
             stream_name=stream_name,
@@ -133,6 +128,15 @@ class SessionStore:
                     return ended
                 except WatchError:
                     continue  # 会话同时被修改（CREATED -> ACTIVE 或被结束）：重读再试
+
+
+def requested_stream_name(req: CreateSessionRequest) -> str | None:
+    """创建会话请求对应的流名：请求指定的，或由考试+考生决定；都没有时 None（流名即新会话的 ID）。"""
+    if req.stream_name:
+        return req.stream_name
+    if req.exam_id and req.student_id:
+        return make_stream_name(req.exam_id, req.student_id)
+    return None
 
 
 def _transition(state: str, reason: str) -> str:

@@ -130,6 +130,19 @@ def test_session_create_binds_stream_and_end_is_idempotent(stack: Stack) -> None
     assert stack.post("/api/end_session", {"session_id": "s-unknown"}).status_code == 404
 
 
+def test_create_session_whose_stream_is_taken_leaves_no_session_behind(stack: Stack) -> None:
+    """create_session 带的 rtsp_url 与该流正在消费的地址冲突时 409，且不留下占着流名的会话：按提示 rtsp/stop 后即可重新创建。"""
+    name = f"exam-taken-{uuid.uuid4().hex[:8]}-user-1"
+    assert stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/a"}).status_code == 200
+    taken = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/b"})
+    assert taken.status_code == 409 and "rtsp/stop" in taken.json()["detail"]
+    assert stack.post("/api/rtsp/stop", {"stream_name": name}).status_code == 200
+    again = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/b"})
+    assert again.status_code == 201, again.text
+    assert again.json()["stream_started"] is True
+    assert stack.post("/api/end_session", {"session_id": again.json()["session_id"]}).status_code == 200
+
+
 def _end_session(stack: Stack, r: redis.Redis, session_id: str, lease: str) -> tuple[httpx.Response, int]:
     """end_session 的回答，以及回答到达时该流的租约是否还在。"""
     resp = stack.post("/api/end_session", {"session_id": session_id})
