@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import redis
 
 from devtools.stack.servers import free_port
+from shared.keys import RedisKeys
 from tests.conftest import Stack
 from tests.standins.mediamtx_api import MediaMtxApiStandin
 
@@ -124,6 +128,50 @@ def test_session_create_binds_stream_and_end_is_idempotent(stack: Stack) -> None
     # 会话结束时其流任务也被移除
     assert all(s["stream_name"] != info["stream_name"] for s in stack.status()["streams"])
     assert stack.post("/api/end_session", {"session_id": "s-unknown"}).status_code == 404
+
+
+def test_create_session_whose_stream_is_taken_leaves_no_session_behind(stack: Stack) -> None:
+    """create_session 带的 rtsp_url 与该流正在消费的地址冲突时 409，且不留下占着流名的会话：按提示 rtsp/stop 后即可重新创建。"""
+    name = f"exam-taken-{uuid.uuid4().hex[:8]}-user-1"
+    assert stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/a"}).status_code == 200
+    taken = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/b"})
+    assert taken.status_code == 409 and "rtsp/stop" in taken.json()["detail"]
+    assert stack.post("/api/rtsp/stop", {"stream_name": name}).status_code == 200
+    again = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/b"})
+    assert again.status_code == 201, again.text
+    assert again.json()["stream_started"] is True
+    assert stack.post("/api/end_session", {"session_id": again.json()["session_id"]}).status_code == 200
+
+
+def _end_session(stack: Stack, r: redis.Redis, session_id: str, lease: str) -> tuple[httpx.Response, int]:
+    """end_session 的回答，以及回答到达时该流的租约是否还在。"""
+    resp = stack.post("/api/end_session", {"session_id": session_id})
+    return resp, r.exists(lease)
+
+
+def test_concurrent_end_session_calls_end_the_session_once(stack: Stack) -> None:
+    """同时到达的几次 end_session（如后端超时重试）只结束一次：一条 ENDED 状态变化，各自得到同一份报告。
+
+    流有所属进程（这里直接写一个 2 秒后过期的租约）时，第一次调用要等它释放流，其余调用在此期间到达。"""
+    keys = RedisKeys(stack.env["KEY_PREFIX"])
+    r = redis.Redis.from_url(stack.redis.url)
+    for _ in range(2):
+        session = stack.post("/api/create_session", {"stream_name": f"exam-end-{uuid.uuid4().hex[:8]}-user-1"}).json()
+        stack.post("/api/rtsp/start", {"stream_name": session["stream_name"], "rtsp_url": "rtsp://127.0.0.1/x"})
+        lease = keys.lease(session["stream_name"])
+        r.set(lease, "w-test", px=2000)
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(_end_session, stack, r, session["session_id"], lease)
+            time.sleep(0.3)  # 第一次调用正在等租约释放
+            others = [pool.submit(_end_session, stack, r, session["session_id"], lease) for _ in range(2)]
+            results = [future.result() for future in (first, *others)]
+        # 每次调用都等到所属进程释放流之后才定稿（释放前它还会写最后的汇总增量）
+        assert [leased for _, leased in results] == [0, 0, 0]
+        assert [resp.status_code for resp, _ in results] == [200, 200, 200]
+        reports = [resp.json() for resp, _ in results]
+        assert [t["state"] for t in reports[0]["transitions"]] == ["CREATED", "ENDED"]
+        assert all(report == reports[0] for report in reports)
+        assert stack.get(f"/api/sessions/{session['session_id']}/report").json() == reports[0]
 
 
 def test_create_session_requires_exam_and_student_together(stack: Stack) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from devtools.synthetic import empty_frames, face_frames
-from gateway.sdp import OfferRejected, ice_fragment, parse_offer
+from gateway.signaling.sdp import OfferRejected, ice_fragment, parse_offer
 from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
 from shared.messages import PPG_MAX_ROWS, PpgSamples

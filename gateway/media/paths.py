@@ -22,16 +22,22 @@ from shared.api import PathHookResponse
 from shared.messages import SignalReady
 from shared.settings import Settings
 
+from ..errors import Conflict, NotFound
+from ..periodic import run_every
+from ..sessions.streams import StreamService
+from ..store import Stores
 from .mediamtx import MediaMtxApi
-from .periodic import run_every
-from .store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
 
 
 class PathWatcher:
-    def __init__(self, store: Store, settings: Settings, mediamtx: MediaMtxApi | None, sio: socketio.AsyncServer) -> None:
-        self.store = store
+    def __init__(
+        self, stores: Stores, streams: StreamService, settings: Settings, mediamtx: MediaMtxApi | None, sio: socketio.AsyncServer
+    ) -> None:
+        self.sessions = stores.sessions
+        self.jobs = stores.streams
+        self.streams = streams
         self.settings = settings
         self.mediamtx = mediamtx
         self.sio = sio
@@ -49,12 +55,12 @@ class PathWatcher:
         return await self.apply(path, available)
 
     async def apply(self, path: str, available: bool) -> PathHookResponse:
-        info = await self.store.session_for_path(path)
+        info = await self.sessions.for_path(path)
         if info is None or info.status == "ENDED":
             return PathHookResponse(path=path, available=available, action="none")
         if available:
             try:
-                _job, created = await self.store.start_stream(path, self.rtsp_url(path), info.session_id)
+                _job, created = await self.streams.start(path, self.rtsp_url(path), info.session_id)
             except Conflict:  # 后端已用 rtsp/start 为该流指定了别的地址
                 return PathHookResponse(path=path, available=True, action="none", session_id=info.session_id)
             if created:
@@ -70,11 +76,11 @@ class PathWatcher:
         )
 
     async def _stop_ours(self, path: str) -> bool:
-        job = await self.store.stream_job(path)
+        job = await self.jobs.job(path)
         if job is None or job.rtsp_url != self.rtsp_url(path):
             return False
         try:
-            await self.store.stop_stream(path, wait_s=0)
+            await self.streams.stop(path, wait_s=0)
         except NotFound:
             return False
         log.info("path %s unavailable: analysis stopped", path)
@@ -84,7 +90,7 @@ class PathWatcher:
         """一次对账：可读的已绑定路径都在分析，由本机制启动、已不可读的都停止。"""
         assert self.mediamtx is not None
         available = await self.mediamtx.available_paths()
-        running = {job.stream_name for job in await self.store.stream_jobs() if job.rtsp_url == self.rtsp_url(job.stream_name)}
+        running = {job.stream_name for job in await self.jobs.jobs() if job.rtsp_url == self.rtsp_url(job.stream_name)}
         for path in sorted(available - running):
             await self.apply(path, True)
         for path in sorted(running - available):

@@ -2,7 +2,7 @@
 
 - ``POST /api/mediamtx/auth``：``authMethod: http`` 的鉴权回调，允许返回 200，拒绝返回 401 并给出原因代码；
 - ``POST /api/mediamtx/hook?path=<流名>&event=available|unavailable``：``runOnAvailable`` / ``runOnUnavailable`` 钩子，
-  配置了 ``MEDIAMTX_API_URL`` 时先向 MediaMTX 核实再启动/停止分析（见 paths.py）。
+  配置了 ``MEDIAMTX_API_URL`` 时先向 MediaMTX 核实再启动/停止分析（见 gateway/media/paths.py）。
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 
 from shared.api import MediaMtxAuthRequest, MediaMtxAuthResponse, PathHookRequest, PathHookResponse
 
-from .api import SettingsDep, StoreDep
-from .paths import PathWatcher
-from .publish_auth import decide
+from ..media.paths import PathWatcher
+from ..signaling.publish_auth import decide
+from .api import SettingsDep, StoresDep
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def get_paths(request: Request) -> PathWatcher:
 
 
 @router.post("/auth", response_model=MediaMtxAuthResponse, responses={401: {"model": MediaMtxAuthResponse}})
-async def mediamtx_auth(body: MediaMtxAuthRequest, store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    session = await store.session_for_path(body.path) if body.action == "publish" and body.path else None
+async def mediamtx_auth(body: MediaMtxAuthRequest, stores: StoresDep, settings: SettingsDep) -> JSONResponse:
+    session = await stores.sessions.for_path(body.path) if body.action == "publish" and body.path else None
     reason = decide(body, session, settings.mediamtx_read_user, settings.mediamtx_read_password, time.time())
     if reason is not None:
         log.info("mediamtx auth denied: %s %s via %s from %s (%s)", body.action, body.path, body.protocol, body.ip, reason)

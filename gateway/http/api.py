@@ -1,4 +1,4 @@
-"""REST 接口（/api/...）。除 /api/health 外都要求 ``X-API-Key``。"""
+"""REST 接口（/api/...）。除 /api/health 外都要求 ``X-API-Key``。路由只做解析与转交，流程在 gateway/sessions 的服务里。"""
 
 from __future__ import annotations
 
@@ -24,14 +24,16 @@ from shared.api import (
 )
 from shared.settings import Settings
 
-from .sessions import SessionService
-from .store import Conflict, NotFound, Store
+from ..errors import Conflict, NotFound
+from ..sessions.service import SessionService
+from ..sessions.streams import StreamService
+from ..store import Stores
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="后端调用所需的 API Key")
 
 
-def get_store(request: Request) -> Store:
-    return request.app.state.store
+def get_stores(request: Request) -> Stores:
+    return request.app.state.stores
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,8 +52,13 @@ def get_sessions(request: Request) -> SessionService:
     return request.app.state.sessions
 
 
-StoreDep = Annotated[Store, Depends(get_store)]
+def get_streams(request: Request) -> StreamService:
+    return request.app.state.streams
+
+
+StoresDep = Annotated[Stores, Depends(get_stores)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
+StreamsDep = Annotated[StreamService, Depends(get_streams)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 protected = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
@@ -59,13 +66,8 @@ public = APIRouter(prefix="/api")
 
 
 @protected.post("/create_session", response_model=CreateSessionResponse, status_code=201)
-async def create_session(body: CreateSessionRequest, store: StoreDep, settings: SettingsDep) -> CreateSessionResponse:
-    info = await store.create_session(body, settings.publish_token_ttl_s)
-    started = False
-    if body.rtsp_url:
-        await store.start_stream(info.stream_name, body.rtsp_url, info.session_id)
-        started = True
-    return CreateSessionResponse(**info.model_dump(), stream_started=started)
+async def create_session(body: CreateSessionRequest, sessions: SessionsDep) -> CreateSessionResponse:
+    return await sessions.create(body)
 
 
 @protected.post("/end_session", response_model=SessionReport)
@@ -74,30 +76,30 @@ async def end_session(body: EndSessionRequest, sessions: SessionsDep) -> Session
 
 
 @protected.get("/sessions/{session_id}/report", response_model=SessionReport)
-async def session_report(session_id: str, store: StoreDep) -> SessionReport:
-    return await store.report(session_id)
+async def session_report(session_id: str, sessions: SessionsDep) -> SessionReport:
+    return await sessions.report(session_id)
 
 
 @protected.post("/rtsp/start", response_model=RtspStartResponse)
-async def rtsp_start(body: RtspStartRequest, store: StoreDep) -> RtspStartResponse:
-    job, created = await store.start_stream(body.stream_name, body.rtsp_url, body.session_id)
+async def rtsp_start(body: RtspStartRequest, streams: StreamsDep) -> RtspStartResponse:
+    job, created = await streams.start(body.stream_name, body.rtsp_url, body.session_id)
     return RtspStartResponse(**job.model_dump(), created=created)
 
 
 @protected.post("/rtsp/stop", response_model=RtspStopResponse)
-async def rtsp_stop(body: RtspStopRequest, store: StoreDep, settings: SettingsDep) -> RtspStopResponse:
-    return await store.stop_stream(body.stream_name, settings.stop_wait_s)
+async def rtsp_stop(body: RtspStopRequest, streams: StreamsDep) -> RtspStopResponse:
+    return await streams.stop(body.stream_name)
 
 
 @protected.get("/rtsp/status", response_model=RtspStatusResponse)
-async def rtsp_status(store: StoreDep) -> RtspStatusResponse:
-    return await store.status()
+async def rtsp_status(streams: StreamsDep) -> RtspStatusResponse:
+    return await streams.status()
 
 
 @public.get("/health", response_model=HealthResponse)
-async def health(store: StoreDep) -> JSONResponse:
-    redis_ok = await store.ping()
-    workers = await store.workers_alive() if redis_ok else 0
+async def health(stores: StoresDep) -> JSONResponse:
+    redis_ok = await stores.workers.ping()
+    workers = await stores.workers.alive() if redis_ok else 0
     body = HealthResponse(status="ok" if redis_ok else "degraded", redis=redis_ok, workers_alive=workers)
     return JSONResponse(body.model_dump(), status_code=200 if redis_ok else 503)
 

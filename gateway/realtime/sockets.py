@@ -43,8 +43,10 @@ from shared.messages import (
     SubscribeAck,
 )
 
-from .signaling import SignalingError, SignalingRelay
-from .store import NotFound, Store
+from ..errors import NotFound
+from ..sessions.service import SessionService
+from ..signaling.relay import SignalingError, SignalingRelay
+from ..store import Stores
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +58,22 @@ def _first_error(exc: ValidationError) -> str:
 
 
 class StreamNamespace(socketio.AsyncNamespace):
-    def __init__(self, namespace: str, store: Store) -> None:
+    def __init__(self, namespace: str, stores: Stores) -> None:
         super().__init__(namespace)
-        self.store = store
+        self.stores = stores
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         # 服务器以 always_connect 运行：此处已完成连接，可以先发回放
         if self.namespace == ev.NS_MONITOR:
-            await self._replay(sid, await self.store.live_sessions())
+            await self._replay(sid, None)
         await self.enter_room(sid, ev.ALL_ROOM)
 
-    async def _replay(self, sid: str, session_ids: list[str]) -> None:
+    async def _replay(self, sid: str, session_ids: list[str] | None) -> None:
+        """给 ``sid`` 发这些会话（None：全部在线会话）的回放；Redis 不可用时跳过回放，不影响之后的实时事件。"""
         try:
-            updates = await self.store.replay(session_ids)
+            if session_ids is None:
+                session_ids = await self.stores.streams.live_sessions()
+            updates = await self.stores.replay.recent(session_ids)
         except RedisError as exc:
             log.warning("replay for %s skipped: %s", sid, exc)
             return
@@ -82,12 +87,12 @@ class StreamNamespace(socketio.AsyncNamespace):
             return SubscribeAck(ok=False, error=_first_error(exc))
         if req.session_id is not None:
             try:
-                stream_name = await self.store.stream_for_session(req.session_id)
+                stream_name = (await self.stores.sessions.require(req.session_id)).stream_name
             except NotFound as exc:
                 return SubscribeAck(ok=False, error=str(exc))
             return stream_name, req.session_id
         assert req.stream_name is not None
-        return req.stream_name, await self.store.resolve_session(req.stream_name)
+        return req.stream_name, await self.stores.sessions.resolve(req.stream_name)
 
     async def on_monitor_subscribe(self, sid: str, data: Any = None) -> dict:
         resolved = await self._resolve(data)
@@ -123,9 +128,10 @@ class StreamNamespace(socketio.AsyncNamespace):
 class StudentNamespace(StreamNamespace):
     """默认命名空间：监控客户端的订阅之外，还有学生端的信令中继与心跳。"""
 
-    def __init__(self, store: Store, relay: SignalingRelay) -> None:
-        super().__init__(ev.NS_DEFAULT, store)
+    def __init__(self, stores: Stores, relay: SignalingRelay, sessions: SessionService) -> None:
+        super().__init__(ev.NS_DEFAULT, stores)
         self.relay = relay
+        self.sessions = sessions
 
     def handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         return {
@@ -170,7 +176,7 @@ class StudentNamespace(StreamNamespace):
         """学生端心跳：令牌须属于该会话；记录时间，并让该连接进入会话房间。"""
 
         async def run(beat: SessionHeartbeat) -> None:
-            await self.store.heartbeat(beat.session_id)
+            await self.sessions.heartbeat(beat.session_id)
             await self.enter_room(sid, ev.session_room(beat.session_id))
 
         _, error = await self._for_session(sid, SessionHeartbeat, data, run)
@@ -180,7 +186,7 @@ class StudentNamespace(StreamNamespace):
         """学生端在编码前采样的皮肤颜色（每秒一批）：令牌须属于该会话；写入会话的样本流，由所属工作进程读取。"""
 
         async def run(batch: PpgSamples) -> None:
-            await self.store.add_ppg_samples(batch.session_id, batch)
+            await self.stores.pulse.add(batch.session_id, batch)
 
         batch, error = await self._for_session(sid, PpgSamples, data, run)
         accepted = None if error is not None else len(batch.samples)

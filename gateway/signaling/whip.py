@@ -7,14 +7,19 @@ POST 不自动重试（重复 POST 会建立两个会话），由学生端按退
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin
 
 import httpx
 
+from shared.retry import retry_async
+
 log = logging.getLogger(__name__)
+
+# DELETE 在连不上时重试的退避：0.2 s 起加倍
+RETRY_BASE_S = 0.2
+RETRY_CAP_S = 2.0
 
 
 class WhipError(Exception):
@@ -55,18 +60,17 @@ class WhipClient:
             raise WhipError(f"whip_status_{resp.status_code}", _excerpt(resp))
 
     async def delete(self, location: str, token: str) -> None:
-        """结束 WHIP 会话；资源已不存在（404）视为成功。"""
-        for attempt in range(self.delete_retries + 1):
-            try:
-                resp = await self._send("DELETE", location, token, None, None)
-            except WhipError as exc:
-                if attempt == self.delete_retries or exc.reason == "whip_timeout":
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if resp.status_code not in (200, 204, 404):
-                raise WhipError(f"whip_status_{resp.status_code}", _excerpt(resp))
-            return
+        """结束 WHIP 会话；资源已不存在（404）视为成功。连不上时有限次重试，超时与 MediaMTX 的错误回答不重试。"""
+        resp = await retry_async(
+            lambda: self._send("DELETE", location, token, None, None),
+            attempts=self.delete_retries + 1,
+            base_s=RETRY_BASE_S,
+            cap_s=RETRY_CAP_S,
+            retryable=lambda exc: isinstance(exc, WhipError) and exc.reason != "whip_timeout",
+            what=f"WHIP DELETE {location}",
+        )
+        if resp.status_code not in (200, 204, 404):
+            raise WhipError(f"whip_status_{resp.status_code}", _excerpt(resp))
 
     async def _send(
         self, method: str, url: str, token: str, body: str | None, content_type: str | None

@@ -16,9 +16,10 @@ from shared.api import SessionInfo, WhipResource
 from shared.messages import IceCandidate
 from shared.settings import Settings
 
+from ..store.sessions import SessionStore
+from ..store.whip import WhipStore
 from .publish_auth import check_publish_token, same_secret
 from .sdp import OfferRejected, ice_fragment, parse_offer
-from .store import Store
 from .whip import WhipClient, WhipError
 
 
@@ -30,14 +31,15 @@ class SignalingError(Exception):
 
 
 class SignalingRelay:
-    def __init__(self, store: Store, settings: Settings, whip: WhipClient | None) -> None:
-        self.store = store
+    def __init__(self, sessions: SessionStore, resources: WhipStore, settings: Settings, whip: WhipClient | None) -> None:
+        self.sessions = sessions
+        self.resources = resources
         self.settings = settings
         self.whip = whip
 
     async def authorize(self, session_id: str, token: str | None, for_publish: bool = False) -> SessionInfo:
         """令牌属于该未结束的会话（``for_publish`` 时还须未过期），否则 :class:`SignalingError`。"""
-        info = await self.store.get_session(session_id)
+        info = await self.sessions.get(session_id)
         reason = check_publish_token(info, token, time.time(), for_publish)
         if reason is not None:
             raise SignalingError(reason, _REASON_TEXT.get(reason, reason))
@@ -55,15 +57,15 @@ class SignalingRelay:
             session = await whip.publish(info.stream_name, sdp, info.publish_token)
         except WhipError as exc:
             raise SignalingError(exc.reason, f"媒体服务器拒绝或不可达：{exc.detail}") from None
-        old = await self.store.set_whip(session_id, WhipResource(location=session.location, offer=summary))
+        old = await self.resources.set(session_id, WhipResource(location=session.location, offer=summary))
         if old is not None and old.location != session.location:
             await self._delete_quietly(old, info.publish_token)
-        await self.store.mark_active(session_id)
+        await self.sessions.mark_active(session_id)
         return session.answer_sdp
 
     async def ice(self, session_id: str, token: str | None, candidate: IceCandidate) -> None:
         info = await self.authorize(session_id, token)
-        resource = await self.store.whip(session_id)
+        resource = await self.resources.get(session_id)
         if resource is None:
             raise SignalingError("no_media_session", "还没有已应答的 offer，无法添加候选")
         try:
@@ -77,14 +79,14 @@ class SignalingRelay:
 
     async def close(self, session_id: str, token: str | None) -> bool:
         """结束会话当前的 WHIP 资源；没有资源时返回 False。会话已结束也允许（令牌仍须正确）。"""
-        info = await self.store.get_session(session_id)
+        info = await self.sessions.get(session_id)
         if info is None or not token or not same_secret(token, info.publish_token):
             raise SignalingError("invalid_token", _REASON_TEXT["invalid_token"])
         return await self.release(info)
 
     async def release(self, info: SessionInfo) -> bool:
         """结束会话的 WHIP 资源（学生端关闭、会话结束时调用）。"""
-        resource = await self.store.pop_whip(info.session_id)
+        resource = await self.resources.pop(info.session_id)
         if resource is None:
             return False
         await self._delete_quietly(resource, info.publish_token)

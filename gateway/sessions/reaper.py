@@ -8,21 +8,21 @@ import logging
 
 from shared.settings import Settings
 
-from .periodic import run_every
-from .sessions import SessionService
-from .store import NotFound
+from ..errors import NotFound
+from ..periodic import run_every
+from ..store.liveness import LivenessStore
+from .service import SessionService
 
 log = logging.getLogger(__name__)
 
 
 async def reap_silent_sessions(
-    sessions: SessionService, settings: Settings, stop: asyncio.Event, interval_s: float = 1.0
+    sessions: SessionService, liveness: LivenessStore, settings: Settings, stop: asyncio.Event, interval_s: float = 1.0
 ) -> None:
     async def step() -> None:
-        store = sessions.store
         for reason, claimed in (
-            ("heartbeat_timeout", await store.claim_silent_sessions(settings.heartbeat_timeout_s)),
-            ("no_media", await store.claim_sessions_without_media(settings.no_media_timeout_s)),
+            ("heartbeat_timeout", await liveness.claim_silent(settings.heartbeat_timeout_s)),
+            ("no_media", await liveness.claim_without_media(settings.no_media_timeout_s)),
         ):
             for session_id in claimed:
                 try:

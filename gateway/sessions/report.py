@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from shared.api import AnomalyEpisode, HeartRateSummary, MediaSummary, SessionInfo, SessionReport, StateTransition
+from shared.api import (
+    AnomalyEpisode,
+    HeartRateSummary,
+    MediaSummary,
+    SessionInfo,
+    SessionReport,
+    SessionStatus,
+    StateTransition,
+)
 from shared.messages import iso_utc
 
 
@@ -16,12 +25,13 @@ def _ratio(numerator: float, denominator: float, digits: int = 3) -> float | Non
     return round(numerator / denominator, digits) if denominator > 0 else None
 
 
-def current_status(info: SessionInfo, aggregate: dict) -> str:
+def current_status(info: SessionInfo, aggregate: dict) -> SessionStatus:
     """会话记录只在创建与结束时写入；其间的媒体状态（STREAMING / DEGRADED）由工作进程写在汇总里。"""
     if info.status == "ENDED":
         return "ENDED"
     state = aggregate.get("state")
-    return _decode(state) if state else info.status
+    # 汇总里的值是工作进程写的字符串；SessionReport 构造时由 pydantic 校验它是否为合法状态
+    return cast(SessionStatus, _decode(state)) if state else info.status
 
 
 def build_report(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from urllib.parse import quote
 
 import httpx
 
+from shared.retry import retry_async
+
 log = logging.getLogger(__name__)
+
+# 网络错误重试的退避：0.2 s 起加倍
+RETRY_BASE_S = 0.2
+RETRY_CAP_S = 2.0
 
 # 路径发布源类型 -> 踢出接口的集合名（见 MediaMTX v1.20 的 OpenAPI）
 KICK_COLLECTIONS = {
@@ -69,16 +74,15 @@ class MediaMtxApi:
         return f"{source['type']}:{source['id']}"
 
     async def _request(self, method: str, url: str) -> httpx.Response:
-        """网络错误时有限次重试（0.2 s 起指数退避）。"""
-        for attempt in range(self.retries + 1):
-            try:
-                return await self.client.request(method, url)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise
-                log.warning("mediamtx api %s %s failed (%s), retrying", method, url, exc)
-                await asyncio.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+        """网络错误（``httpx.TransportError``）时有限次重试（0.2 s 起指数退避）。"""
+        return await retry_async(
+            lambda: self.client.request(method, url),
+            attempts=self.retries + 1,
+            base_s=RETRY_BASE_S,
+            cap_s=RETRY_CAP_S,
+            retryable=lambda exc: isinstance(exc, httpx.TransportError),
+            what=f"mediamtx api {method} {url}",
+        )
 
 
 def _available(item: dict) -> bool:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboard"  # gateway/http/pages.py -> 仓库根目录
 SOCKET_IO_DIST = DASHBOARD_DIR / "node_modules" / "socket.io-client" / "dist"
 VENDOR_FILES = ("socket.io.min.js", "socket.io.esm.min.js")
 

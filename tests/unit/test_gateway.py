@@ -1,0 +1,147 @@
+"""网关的进程内单元测试（不启动 Redis 与任何服务）：后台循环的退避、MediaMTX API 与 WHIP 客户端的有限次重试、
+/monitor 连接在 Redis 不可用时的处理。"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import httpx
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gateway import periodic
+from gateway.media.mediamtx import MediaMtxApi
+from gateway.realtime.sockets import StreamNamespace
+from gateway.signaling.whip import WhipClient, WhipError
+from gateway.store import Stores
+from shared import events as ev
+
+
+def test_run_every_backs_off_from_twice_the_interval_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes = [False, False, False, False, True, False]  # True：这一步成功
+    waits: list[float] = []
+    stop = asyncio.Event()
+
+    async def step() -> None:
+        if not outcomes.pop(0):
+            raise RuntimeError("down")
+
+    async def fake_wait_for(awaitable: Awaitable[object], timeout: float) -> None:
+        waits.append(timeout)
+        if hasattr(awaitable, "close"):
+            awaitable.close()
+        if not outcomes:
+            stop.set()
+        raise TimeoutError
+
+    monkeypatch.setattr(periodic, "asyncio", types.SimpleNamespace(wait_for=fake_wait_for))
+    asyncio.run(periodic.run_every(1.0, step, stop, "test loop", max_backoff_s=5.0))
+    # 连续失败：2、4、5（上限）、5；成功后回到间隔 1；再失败从 2 起
+    assert waits == [2.0, 4.0, 5.0, 5.0, 1.0, 2.0]
+
+
+def _transport(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://mediamtx:9997")
+
+
+def test_mediamtx_api_retries_transport_errors_a_bounded_number_of_times() -> None:
+    calls: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"name": "p", "available": True})
+
+    async def run(handler: Callable[[httpx.Request], httpx.Response]) -> bool:
+        api = MediaMtxApi("http://mediamtx:9997")
+        await api.client.aclose()
+        api.client = _transport(handler)
+        try:
+            return await api.path_available("p")
+        finally:
+            await api.aclose()
+
+    assert asyncio.run(run(flaky)) is True and calls == ["/v3/paths/get/p"] * 3
+    calls.clear()
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(httpx.ConnectError):
+        asyncio.run(run(down))
+    assert len(calls) == 3  # 1 次 + 2 次重试
+
+
+def _whip_delete(handler: Callable[[httpx.Request], httpx.Response]) -> None:
+    async def run() -> None:
+        whip = WhipClient("http://mediamtx:8889", timeout_s=1.0)
+        await whip.client.aclose()
+        whip.client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        try:
+            await whip.delete("http://mediamtx:8889/p/whip/res-1", "token")
+        finally:
+            await whip.aclose()
+
+    asyncio.run(run())
+
+
+def test_whip_delete_retries_unreachable_but_not_timeouts_or_refusals() -> None:
+    calls: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(404)  # 资源已不存在：视为成功
+
+    _whip_delete(flaky)
+    assert calls == ["DELETE"] * 3
+
+    for error, reason in ((httpx.ConnectError, "whip_unreachable"), (httpx.ReadTimeout, "whip_timeout")):
+        calls.clear()
+
+        def failing(request: httpx.Request, error: type[httpx.TransportError] = error) -> httpx.Response:
+            calls.append(request.method)
+            raise error("no", request=request)
+
+        with pytest.raises(WhipError) as caught:
+            _whip_delete(failing)
+        assert caught.value.reason == reason
+        assert len(calls) == (3 if reason == "whip_unreachable" else 1)  # 超时不重试
+
+    calls.clear()
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return httpx.Response(500, text="boom")
+
+    with pytest.raises(WhipError) as caught:
+        _whip_delete(refused)
+    assert caught.value.reason == "whip_status_500" and calls == ["DELETE"]
+
+
+def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis 暂时不可用时 /monitor 的新连接跳过回放，但仍进入 all 房间（否则它此后收不到任何实时事件）。"""
+
+    class DownStreams:
+        async def live_sessions(self) -> list[str]:
+            raise RedisConnectionError("redis down")
+
+    class EmptyReplay:
+        async def recent(self, session_ids: list[str]) -> list[dict]:
+            return []
+
+    ns = StreamNamespace(ev.NS_MONITOR, cast(Stores, types.SimpleNamespace(streams=DownStreams(), replay=EmptyReplay())))
+    rooms: list[str] = []
+
+    async def enter_room(sid: str, room: str, namespace: str | None = None) -> None:
+        rooms.append(room)
+
+    monkeypatch.setattr(ns, "enter_room", enter_room)
+    asyncio.run(ns.on_connect("sid-1", {}))
+    assert rooms == [ev.ALL_ROOM]
