@@ -14,7 +14,7 @@ from .app import create_app
 def main() -> None:
     # 字段全部来自环境变量（都有默认值）。shared/settings.py 用 Field(默认值, ...) 的位置参数写默认值：不启用 pydantic 的
     # mypy 插件时，mypy 对 pydantic 的 dataclass_transform 只认 default= 关键字，把这些字段当作必填
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)

@@ -25,9 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def as_text(value: bytes | str) -> str:
-    """Redis 回复里的键名、成员、条目 ID（客户端不自动解码，值为 bytes）-> str。"""
-    return value.decode() if isinstance(value, bytes) else value
+def as_text(value: object) -> str:
+    """Redis 回复中的一个字符串值（键名、成员、条目 ID）。客户端不开 ``decode_responses``，值是 bytes
+    （redis-py 的类型标注另含 str，也照收）。"""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"Redis 回复不是字符串: {value!r}")
 
 
 # monitor.update 回放缓冲的时长（秒）

@@ -1,7 +1,7 @@
 """测试用的真实服务：嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关与工作进程子进程。
 
-全部只监听 127.0.0.1 的空闲端口，测试结束时停止。测试按目录分组并自动加同名标记：
-``tests/unit``（进程内，``pytest -m unit``）、``tests/integration``（真实服务）、``tests/browser``（无头 Chromium）。
+全部只监听 127.0.0.1 的空闲端口，测试结束时停止。测试按目录分组并自动加同名标记：``tests/unit``
+（进程内，``pytest -m unit``）、``tests/integration``（真实服务、整段合成片段）、``tests/browser``（无头 Chromium）。
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, sync_playwright
 
 from devtools.stack.processes import start_gateway, start_workers, stop_all, wait_healthy
 from devtools.stack.servers import (
@@ -34,7 +34,11 @@ from devtools.stack.servers import (
 from devtools.synthetic import empty_frames, face_frames, simulate_pulse
 from shared import events as ev
 from tests.helpers import Recorder
-from tests.standins.whip_server import WhipStandin
+
+if TYPE_CHECKING:  # 浏览器与 WHIP 替身（aiortc）只在用到它们的测试里导入：pytest -m unit 启动更快
+    from playwright.sync_api import Browser
+
+    from tests.standins.whip_server import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
 GROUPS = ("unit", "integration", "browser")
@@ -230,6 +234,8 @@ def _clean_stack_between_tests(request: pytest.FixtureRequest) -> Iterator[None]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian 的无头 Chromium（Playwright 自带浏览器的下载在这里不可用）。"""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=require_binary("chromium"), args=CHROMIUM_ARGS)
         yield b
@@ -240,6 +246,8 @@ def browser() -> Iterator[Browser]:
 def whip(stack: Stack, request: pytest.FixtureRequest) -> Iterator[WhipStandin]:
     """模块变量 WHIP_PORT 上的 WHIP 端点替身（aiortc），推流前调用本模块网关的鉴权接口。
     模块变量 WHIP_RELAY 为 True 时，替身像 MediaMTX 一样把每路视频转成 RTSP（推到测试的 rtsp-server-perl 同名路径）。"""
+    from tests.standins.whip_server import WhipStandin
+
     relay = stack.rtsp.publish_url("").rstrip("/") if getattr(request.module, "WHIP_RELAY", False) else None
     standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth", relay_rtsp=relay).start(
         port=request.module.WHIP_PORT

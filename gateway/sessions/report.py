@@ -14,11 +14,8 @@ from shared.api import (
     SessionStatus,
     StateTransition,
 )
+from shared.keys import as_text
 from shared.messages import iso_utc
-
-
-def _decode(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ratio(numerator: float, denominator: float, digits: int = 3) -> float | None:
@@ -31,13 +28,13 @@ def current_status(info: SessionInfo, aggregate: dict) -> SessionStatus:
         return "ENDED"
     state = aggregate.get("state")
     # 汇总里的值是工作进程写的字符串；SessionReport 构造时由 pydantic 校验它是否为合法状态
-    return cast(SessionStatus, _decode(state)) if state else info.status
+    return cast(SessionStatus, as_text(state)) if state else info.status
 
 
 def build_report(
     info: SessionInfo, aggregate: dict, episodes: list[bytes | str], transitions: list[bytes | str]
 ) -> SessionReport:
-    raw = {_decode(k): _decode(v) for k, v in aggregate.items()}
+    raw = {as_text(k): as_text(v) for k, v in aggregate.items()}
     nums = {k: float(v) for k, v in raw.items() if k != "state"}
     emotion_total = sum(v for k, v in nums.items() if k.startswith("emotion:"))
     hr_s = nums.get("hr_s", 0.0)

@@ -1,4 +1,4 @@
-"""网关的异步 Redis 客户端，以及把 Redis 的回复解码为 str。"""
+"""网关的异步 Redis 客户端。"""
 
 from __future__ import annotations
 
@@ -21,13 +21,3 @@ def connect(settings: Settings) -> aioredis.Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
     )
-
-
-
-def as_text(value: object) -> str:
-    """Redis 回复中的一个字符串值。客户端未开 ``decode_responses``，值是 bytes（redis-py 的类型标注另含 str，也照收）。"""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"Redis 回复不是字符串: {value!r}")

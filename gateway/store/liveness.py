@@ -12,9 +12,7 @@ import time
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from shared.keys import RedisKeys
-
-from .client import as_text
+from shared.keys import RedisKeys, as_text
 
 
 class LivenessStore:

@@ -11,12 +11,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from shared.api import CreateSessionRequest, SessionInfo
-from shared.keys import RedisKeys
+from shared.keys import RedisKeys, as_text
 from shared.messages import iso_utc
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
 from ..errors import Conflict, NotFound
-from .client import as_text
 from .liveness import LivenessStore
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from shared.api import ConsumerStatus, StreamJob
-from shared.keys import RedisKeys
-
-from .client import as_text
+from shared.keys import RedisKeys, as_text
 
 
 class StreamStore:
@@ -72,4 +70,4 @@ def _pending(stream_name: str) -> ConsumerStatus:
     """还没有（当前所属进程的）上报时的状态：只有流名，其余取默认值。"""
     # shared/api.py 的字段用 Field(默认值, description=...) 的位置参数写默认值：不启用 pydantic 的 mypy 插件时，
     # mypy 对 pydantic 的 dataclass_transform 只认 default= 关键字，把这些字段当作必填
-    return ConsumerStatus(stream_name=stream_name)  # type: ignore[call-arg]
+    return ConsumerStatus(stream_name=stream_name)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from shared.api import WorkerStatus
-from shared.keys import RedisKeys
-
-from .client import as_text
+from shared.keys import RedisKeys, as_text
 
 
 class WorkerStore:

@@ -66,7 +66,7 @@ class Leases:
         pipe.zadd(self.keys.workers, {self.worker_id: now_ms})
         pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms - self.lease_ttl_ms)
         pipe.zrange(self.keys.workers, 0, -1)
-        ids = [i.decode() for i in pipe.execute()[-1] if i.decode() != self.worker_id]
+        ids = [i for i in map(as_text, pipe.execute()[-1]) if i != self.worker_id]
         if not ids:
             return []
         raw = self.r.mget([self.keys.worker(i) for i in ids])
