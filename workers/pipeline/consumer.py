@@ -31,7 +31,6 @@ class StreamConsumer:
         self.degraded_after_s = settings.degraded_after_s
         self.aggregate = SessionAggregator()
         self._reported_media = (0, 0)  # 已计入汇总的 (重连次数, 丢帧数)
-        self._started_at = time.monotonic()
         self.slot = FrameSlot()
         self.state = StreamState(
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
