@@ -54,3 +54,11 @@ class LivenessStore:
             if await self.r.zrem(self.keys.awaiting_media, sid) and not has_media and beat is None:
                 claimed.append(sid)
         return claimed
+
+    async def requeue_silent(self, session_id: str) -> None:
+        """认领后没能结束的会话放回心跳集合，下一次扫描立即再认领；其间有了新心跳则以新心跳为准（NX）。"""
+        await self.r.zadd(self.keys.heartbeats, {session_id: 0}, nx=True)
+
+    async def requeue_awaiting_media(self, session_id: str) -> None:
+        """认领后没能结束的会话放回等待媒体集合，下一次扫描再判断（其间媒体或心跳到达则不再结束）。"""
+        await self.r.zadd(self.keys.awaiting_media, {session_id: 0}, nx=True)

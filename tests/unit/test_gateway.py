@@ -1,5 +1,5 @@
 """网关的进程内单元测试（不启动 Redis 与任何服务）：后台循环的退避、MediaMTX API 与 WHIP 客户端的有限次重试、
-/monitor 连接在 Redis 不可用时的处理。"""
+/monitor 连接与订阅在 Redis 不可用时的处理、清理任务在结束会话失败时的重试。存储与会话服务是测试里的替身。"""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gateway import periodic
 from gateway.media.mediamtx import MediaMtxApi
 from gateway.realtime.sockets import StreamNamespace
+from gateway.sessions.reaper import reap_once
+from gateway.sessions.service import SessionService
 from gateway.signaling.whip import WhipClient, WhipError
 from gateway.store import Stores
+from gateway.store.liveness import LivenessStore
 from shared import events as ev
+from shared.settings import Settings
 
 
 def test_run_every_backs_off_from_twice_the_interval_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,3 +149,43 @@ def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monke
     monkeypatch.setattr(ns, "enter_room", enter_room)
     asyncio.run(ns.on_connect("sid-1", {}))
     assert rooms == [ev.ALL_ROOM]
+
+
+def test_reaper_retries_a_session_whose_end_failed_and_still_ends_the_rest_of_the_batch() -> None:
+    """清理任务认领（ZREM）后结束会话失败：该会话放回集合、下一次扫描再结束；同批其他会话不受影响。"""
+
+    class Liveness:
+        def __init__(self) -> None:
+            self.silent = ["s-a", "s-b", "s-c"]
+
+        async def claim_silent(self, timeout_s: float) -> list[str]:
+            claimed, self.silent = self.silent, []
+            return claimed
+
+        async def claim_without_media(self, timeout_s: float) -> list[str]:
+            return []
+
+        async def requeue_silent(self, session_id: str) -> None:
+            self.silent.append(session_id)
+
+        async def requeue_awaiting_media(self, session_id: str) -> None:
+            raise AssertionError("不应放回等待媒体集合")
+
+    class Sessions:
+        def __init__(self) -> None:
+            self.ended: list[str] = []
+            self.failures = {"s-b": 1}
+
+        async def end(self, session_id: str, reason: str) -> None:
+            if self.failures.pop(session_id, 0):
+                raise RedisConnectionError("redis blip")
+            self.ended.append(f"{session_id}:{reason}")
+
+    liveness, sessions = Liveness(), Sessions()
+    settings = Settings(api_key="k")
+    run = lambda: reap_once(cast(SessionService, sessions), cast(LivenessStore, liveness), settings)  # noqa: E731
+    asyncio.run(run())
+    assert sessions.ended == ["s-a:heartbeat_timeout", "s-c:heartbeat_timeout"] and liveness.silent == ["s-b"]
+    asyncio.run(run())
+    assert sessions.ended[-1] == "s-b:heartbeat_timeout" and liveness.silent == []
+
