@@ -85,14 +85,15 @@ class StreamNamespace(socketio.AsyncNamespace):
             req = MonitorSubscribe.model_validate(data if data is not None else {})
         except ValidationError as exc:
             return SubscribeAck(ok=False, error=_first_error(exc))
-        if req.session_id is not None:
-            try:
-                stream_name = (await self.stores.sessions.require(req.session_id)).stream_name
-            except NotFound as exc:
-                return SubscribeAck(ok=False, error=str(exc))
-            return stream_name, req.session_id
-        assert req.stream_name is not None
-        return req.stream_name, await self.stores.sessions.resolve(req.stream_name)
+        try:
+            if req.session_id is not None:
+                return (await self.stores.sessions.require(req.session_id)).stream_name, req.session_id
+            assert req.stream_name is not None
+            return req.stream_name, await self.stores.sessions.resolve(req.stream_name)
+        except NotFound as exc:
+            return SubscribeAck(ok=False, error=str(exc))
+        except RedisError as exc:  # 不让客户端空等 ack
+            return SubscribeAck(ok=False, error=f"server_unavailable: {exc}")
 
     async def on_monitor_subscribe(self, sid: str, data: Any = None) -> dict:
         resolved = await self._resolve(data)

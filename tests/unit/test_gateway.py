@@ -151,6 +151,20 @@ def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monke
     assert rooms == [ev.ALL_ROOM]
 
 
+def test_subscribe_while_redis_is_down_gets_an_error_ack_instead_of_none() -> None:
+    class DownSessions:
+        async def require(self, session_id: str) -> object:
+            raise RedisConnectionError("redis down")
+
+        async def resolve(self, stream_name: str) -> str:
+            raise RedisConnectionError("redis down")
+
+    ns = StreamNamespace(ev.NS_MONITOR, cast(Stores, types.SimpleNamespace(sessions=DownSessions())))
+    for request in ({"session_id": "3f2b8c1e-0000-4000-8000-000000000001"}, {"stream_name": "exam-a-user-1"}):
+        ack = asyncio.run(ns.on_monitor_subscribe("sid-1", request))
+        assert ack["ok"] is False and ack["error"].startswith("server_unavailable"), ack
+
+
 def test_reaper_retries_a_session_whose_end_failed_and_still_ends_the_rest_of_the_batch() -> None:
     """清理任务认领（ZREM）后结束会话失败：该会话放回集合、下一次扫描再结束；同批其他会话不受影响。"""
 
