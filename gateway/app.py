@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     relay = SignalingRelay(stores.sessions, stores.whip, settings, whip)
 
     sio = _socketio_server(settings, keys)
-    streams = StreamService(stores, settings.stop_wait_s)
+    streams = StreamService(stores, settings.stop_wait_s, settings.allowed_rtsp_hosts)
     sessions = SessionService(stores, streams, settings, relay, sio, mediamtx)
     paths = PathWatcher(stores, streams, settings, mediamtx, sio)
     sio.register_namespace(StudentNamespace(stores, relay, sessions))

@@ -7,3 +7,11 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """请求与现有状态冲突。"""
+
+
+class Rejected(Exception):
+    """请求体格式正确但不被允许（REST 返回 422，形状与请求体校验错误相同）。"""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from .streams import ID_PATTERN, STREAM_NAME_PATTERN
+from .streams import ID_PATTERN, STREAM_NAME_PATTERN, check_rtsp_url
 
 StreamName = Annotated[
     str,
@@ -20,23 +19,15 @@ StreamName = Annotated[
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
-def _check_rtsp_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("rtsp", "rtsps"):
-        raise ValueError("rtsp_url 必须以 rtsp:// 或 rtsps:// 开头")
-    if not parts.hostname:
-        raise ValueError("rtsp_url 缺少主机名")
-    try:
-        parts.port  # noqa: B018 - 触发端口合法性检查
-    except ValueError as exc:
-        raise ValueError(f"rtsp_url 端口无效: {exc}") from None
-    return value
+def _rtsp_url(value: object) -> object:
+    # 在原始字符串上检查（早于去除首尾空白）：存下来、交给工作进程的就是检查过的这一串
+    return check_rtsp_url(value) if isinstance(value, str) else value
 
 
 RtspUrl = Annotated[
     str,
     Field(max_length=2048, examples=["rtsp://192.168.0.112:8554/exam-xxxx-user-yyyy"]),
-    AfterValidator(_check_rtsp_url),
+    BeforeValidator(_rtsp_url),
 ]
 
 

@@ -6,6 +6,8 @@ README.md 的“配置”一节列出了全部变量；新增字段时请同步�
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,11 @@ class Settings(BaseSettings):
     )
     mediamtx_rtsp_url: str = Field(
         "rtsp://127.0.0.1:8554", description="工作进程读取 MediaMTX 的 RTSP 地址前缀；路径可读时按 <前缀>/<流名> 启动分析"
+    )
+    rtsp_allowed_hosts: str = Field(
+        "",
+        description="rtsp/start 与 create_session 的 rtsp_url 允许的主机，逗号分隔（不区分大小写）；为空时不限主机。"
+        "MEDIAMTX_RTSP_URL 的主机总是允许",
     )
     mediamtx_read_user: str = Field("", description="工作进程读取 MediaMTX 时使用的用户名（鉴权接口只允许它读取）")
     mediamtx_read_password: str = Field("", description="工作进程读取 MediaMTX 时使用的密码")
@@ -141,6 +148,13 @@ class Settings(BaseSettings):
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.cors_allowed_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_rtsp_hosts(self) -> list[str]:
+        """为空表示不限主机；否则另含 MediaMTX 的主机（路径可用时网关自己启动的分析读它）。"""
+        hosts = [h.strip().lower() for h in self.rtsp_allowed_hosts.split(",") if h.strip()]
+        ours = urlsplit(self.mediamtx_rtsp_url).hostname
+        return [*hosts, ours] if hosts and ours else hosts
 
     @property
     def transports(self) -> list[str]:

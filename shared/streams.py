@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -19,6 +21,9 @@ _EXAM_STREAM_RE = re.compile(
     r"|[A-Za-z0-9]+)-user-(?P<student_id>[A-Za-z0-9._~-]+)$"
 )
 ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+# rtsp_url 里不允许的字符：控制字符（含 CR/LF）与空白
+_URL_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+_HOST_LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 @dataclass(frozen=True)
@@ -56,4 +61,59 @@ def reader_url(url: str, mediamtx_rtsp_url: str, user: str, password: str) -> st
     if not user or parts.username or (parts.hostname, parts.port) != (ours.hostname, ours.port):
         return url
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_rtsp_url(url: str) -> str:
+    """``rtsp_url`` 的格式检查（原样的字符串，不做任何清理）：只允许 rtsp/rtsps，不含空白与控制字符，
+    主机是规范的 IP 地址或域名（不接受 ``0x7f000001``、``127.1`` 这类数字别名，不接受链路本地、组播、未指定地址），
+    端口在 1..65535。不合格时 ValueError，说明原因。"""
+    if _URL_FORBIDDEN_RE.search(url):
+        raise ValueError("rtsp_url 不能含空白或控制字符（如换行）")
+    parts = urlsplit(url)
+    if parts.scheme not in ("rtsp", "rtsps"):
+        raise ValueError("rtsp_url 必须以 rtsp:// 或 rtsps:// 开头")
+    if not parts.hostname:
+        raise ValueError("rtsp_url 缺少主机名")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"rtsp_url 端口无效: {exc}") from None
+    if port == 0:
+        raise ValueError("rtsp_url 端口无效: 0")
+    _check_host(parts.hostname)
+    return url
+
+
+def _check_host(host: str) -> None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+            raise ValueError(f"rtsp_url 的主机 {host} 不是可用的摄像头/媒体服务器地址（链路本地、组播、保留或未指定地址）")
+        return
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in labels):
+        raise ValueError(f"rtsp_url 的主机名 {host!r} 不合法")
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return
+    raise ValueError(f"rtsp_url 的主机 {host} 是数字形式的地址别名，请写成点分十进制的 IP")
+
+
+def rtsp_host_allowed(url: str, allowed_hosts: list[str]) -> bool:
+    """``allowed_hosts`` 为空时任何主机都可以；否则主机名（不区分大小写）须在其中。"""
+    host = urlsplit(url).hostname or ""
+    return not allowed_hosts or host in {h.lower() for h in allowed_hosts}
+
+
+def redact_url(url: str) -> str:
+    """响应与日志里的地址：去掉密码（``user:***@host``）。"""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}"
     return urlunsplit(parts._replace(netloc=netloc))

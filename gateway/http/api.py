@@ -23,8 +23,9 @@ from shared.api import (
     SessionReport,
 )
 from shared.settings import Settings
+from shared.streams import redact_url
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Rejected
 from ..sessions.service import SessionService
 from ..sessions.streams import StreamService
 from ..store import Stores
@@ -83,7 +84,7 @@ async def session_report(session_id: str, sessions: SessionsDep) -> SessionRepor
 @protected.post("/rtsp/start", response_model=RtspStartResponse)
 async def rtsp_start(body: RtspStartRequest, streams: StreamsDep) -> RtspStartResponse:
     job, created = await streams.start(body.stream_name, body.rtsp_url, body.session_id)
-    return RtspStartResponse(**job.model_dump(), created=created)
+    return RtspStartResponse(**{**job.model_dump(), "rtsp_url": redact_url(job.rtsp_url)}, created=created)
 
 
 @protected.post("/rtsp/stop", response_model=RtspStopResponse)
@@ -111,6 +112,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Rejected)
+    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+        error = {"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}
+        return JSONResponse({"detail": [error]}, status_code=422)
 
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:

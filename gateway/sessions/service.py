@@ -14,6 +14,7 @@ from shared import events as ev
 from shared.api import CreateSessionRequest, CreateSessionResponse, SessionInfo, SessionReport
 from shared.messages import SignalClose
 from shared.settings import Settings
+from shared.streams import redact_url
 
 from ..errors import NotFound
 from ..media.mediamtx import MediaMtxApi
@@ -45,16 +46,17 @@ class SessionService:
         self.mediamtx = mediamtx
 
     async def create(self, req: CreateSessionRequest) -> CreateSessionResponse:
-        """创建会话；请求给了 ``rtsp_url`` 时同时开始拉流（该流正在消费别的地址时 Conflict，且不创建会话）。"""
-        stream_name = requested_stream_name(req)
-        if req.rtsp_url and stream_name is not None:
-            await self.streams.check_startable(stream_name, req.rtsp_url)
+        """创建会话；请求给了 ``rtsp_url`` 时同时开始拉流（主机不被允许时 Rejected、该流正在消费别的地址时 Conflict，
+        这两种情况都不创建会话）。响应里的地址不含密码。"""
+        if req.rtsp_url:
+            await self.streams.check_startable(requested_stream_name(req), req.rtsp_url)
         info = await self.sessions.create(req, self.settings.publish_token_ttl_s)
         started = False
         if req.rtsp_url:
             await self.streams.start(info.stream_name, req.rtsp_url, info.session_id)
             started = True
-        return CreateSessionResponse(**info.model_dump(), stream_started=started)
+        shown = redact_url(info.rtsp_url) if info.rtsp_url else None
+        return CreateSessionResponse(**{**info.model_dump(), "rtsp_url": shown}, stream_started=started)
 
     async def heartbeat(self, session_id: str) -> None:
         """记录学生端心跳；会话不存在或已结束时 NotFound。"""

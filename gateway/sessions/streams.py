@@ -11,8 +11,9 @@ import time
 
 from shared.api import RtspStatusResponse, RtspStopResponse, StreamJob
 from shared.messages import iso_utc
+from shared.streams import redact_url, rtsp_host_allowed
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Rejected
 from ..store import Stores
 
 # 停止后查询租约是否已释放的间隔（秒）
@@ -20,14 +21,16 @@ RELEASE_POLL_S = 0.1
 
 
 class StreamService:
-    def __init__(self, stores: Stores, stop_wait_s: float) -> None:
+    def __init__(self, stores: Stores, stop_wait_s: float, allowed_hosts: list[str] | None = None) -> None:
         self.streams = stores.streams
         self.sessions = stores.sessions
         self.workers = stores.workers
         self.stop_wait_s = stop_wait_s
+        self.allowed_hosts = allowed_hosts or []
 
     async def start(self, stream_name: str, rtsp_url: str, session_id: str | None) -> tuple[StreamJob, bool]:
         """返回 (任务, 是否新建)。未给会话 ID 时按流名解析（见 :meth:`SessionStore.resolve`）。"""
+        self._check_host(rtsp_url)
         if session_id is None:
             session_id = await self.sessions.resolve(stream_name)
         job = StreamJob(stream_name=stream_name, rtsp_url=rtsp_url, session_id=session_id, created_at=iso_utc(time.time()))
@@ -39,11 +42,17 @@ class StreamService:
         _check_same_url(existing, rtsp_url)
         return existing, False
 
-    async def check_startable(self, stream_name: str, rtsp_url: str) -> None:
-        """该流已有指向别的地址的任务时 Conflict（与 :meth:`start` 的检查相同；创建会话前先查，冲突时不留下会话）。"""
-        existing = await self.streams.job(stream_name)
+    async def check_startable(self, stream_name: str | None, rtsp_url: str) -> None:
+        """地址的主机不被允许时 Rejected，该流已有指向别的地址的任务时 Conflict（与 :meth:`start` 的检查相同；
+        创建会话前先查，不合格时不留下会话）。"""
+        self._check_host(rtsp_url)
+        existing = await self.streams.job(stream_name) if stream_name is not None else None
         if existing is not None:
             _check_same_url(existing, rtsp_url)
+
+    def _check_host(self, rtsp_url: str) -> None:
+        if not rtsp_host_allowed(rtsp_url, self.allowed_hosts):
+            raise Rejected("rtsp_url", f"rtsp_url 的主机不在 RTSP_ALLOWED_HOSTS（{', '.join(self.allowed_hosts)}）中")
 
     async def stop(self, stream_name: str, wait_s: float | None = None) -> RtspStopResponse:
         """删除任务并等待所属工作进程释放租约（``wait_s`` 为 None 时等 ``STOP_WAIT_S`` 秒）；没有该任务时 NotFound。"""
@@ -81,4 +90,4 @@ class StreamService:
 
 def _check_same_url(existing: StreamJob, rtsp_url: str) -> None:
     if existing.rtsp_url != rtsp_url:
-        raise Conflict(f"流 {existing.stream_name} 已在消费 {existing.rtsp_url}；请先 rtsp/stop")
+        raise Conflict(f"流 {existing.stream_name} 已在消费 {redact_url(existing.rtsp_url)}；请先 rtsp/stop")

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 
 from shared.api import ConsumerStatus, StreamJob
 from shared.keys import RedisKeys, as_text
+from shared.streams import redact_url
 
 
 class StreamStore:
@@ -57,7 +58,7 @@ class StreamStore:
                 st = st.model_copy(
                     update={
                         "session_id": job.session_id,
-                        "rtsp_url": job.rtsp_url,
+                        "rtsp_url": redact_url(job.rtsp_url),
                         "owner": owner_id,
                         "owner_alive": owner_id in alive,
                     }

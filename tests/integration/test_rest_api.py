@@ -18,7 +18,8 @@ from tests.standins.mediamtx_api import MediaMtxApiStandin
 
 WORKER_PROCESSES = 0  # 只测网关
 MEDIAMTX_PORT = free_port()
-WORKER_ENV = {"MEDIAMTX_API_URL": f"http://127.0.0.1:{MEDIAMTX_PORT}"}
+# 127.0.0.1 也是 MEDIAMTX_RTSP_URL 的主机（总是允许）；cam.school.lan 代表学校登记过的摄像头
+WORKER_ENV = {"MEDIAMTX_API_URL": f"http://127.0.0.1:{MEDIAMTX_PORT}", "RTSP_ALLOWED_HOSTS": "cam.school.lan"}
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,57 @@ def test_rtsp_url_scheme_reason_is_readable(stack: Stack) -> None:
     resp = stack.post("/api/rtsp/start", {"stream_name": "exam-a-user-1", "rtsp_url": "http://h/x"})
     assert resp.status_code == 422
     assert "rtsp://" in resp.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "url,reason",
+    [
+        ("rtsp://127.0.0.1:6379/x\r\nSET injected 1\r\n", "控制字符"),  # 经工作进程写进 Redis 的命令
+        ("rtsp://127.0.0.1/x\n", "控制字符"),
+        ("rtsp://127.0.0.1/x y", "空白"),
+        (" rtsp://127.0.0.1/x", "空白"),
+        ("rtsp://0x7f000001:6379/x", "数字形式"),
+        ("rtsp://169.254.169.254/latest", "链路本地"),
+        ("rtsp://10.0.0.9/x", "RTSP_ALLOWED_HOSTS"),
+        ("rtsp://[fd00::1]:8554/x", "RTSP_ALLOWED_HOSTS"),
+        ("rtmp://127.0.0.1/x", "rtsp://"),
+    ],
+)
+def test_rtsp_url_is_checked_as_received_and_against_the_allowed_hosts(stack: Stack, url: str, reason: str) -> None:
+    name = f"exam-url-{uuid.uuid4().hex[:8]}-user-1"
+    for path in ("/api/rtsp/start", "/api/create_session"):
+        resp = stack.post(path, {"stream_name": name, "rtsp_url": url})
+        assert resp.status_code == 422, resp.text
+        (error,) = resp.json()["detail"]
+        assert error["loc"][-1] == "rtsp_url" and reason in error["msg"], error
+    keys = RedisKeys(stack.env["KEY_PREFIX"])
+    r = redis.Redis.from_url(stack.redis.url)
+    # 没有写下任何任务（工作进程永远不会去连它），也没有留下会话，注入的命令没有执行
+    assert r.hget(keys.streams, name) is None and r.get(keys.stream_session(name)) is None
+    assert not r.exists("injected")
+
+
+def test_allowed_camera_host_is_accepted(stack: Stack) -> None:
+    name = f"exam-cam-{uuid.uuid4().hex[:8]}-user-1"
+    resp = stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": f"rtsp://CAM.school.lan:8554/{name}"})
+    assert resp.status_code == 200, resp.text
+    assert stack.post("/api/rtsp/stop", {"stream_name": name}).status_code == 200
+
+
+def test_passwords_in_rtsp_urls_never_come_back(stack: Stack) -> None:
+    name = f"exam-pw-{uuid.uuid4().hex[:8]}-user-1"
+    url = f"rtsp://camera:s3cret-pw@127.0.0.1:8554/{name}"
+    created = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": url})
+    again = stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": url})
+    conflict = stack.post("/api/rtsp/start", {"stream_name": name, "rtsp_url": "rtsp://127.0.0.1/other"})
+    status = stack.get("/api/rtsp/status")
+    assert [created.status_code, again.status_code, conflict.status_code, status.status_code] == [201, 200, 409, 200]
+    for resp in (created, again, conflict, status):
+        assert "s3cret-pw" not in resp.text
+    shown = f"rtsp://camera:***@127.0.0.1:8554/{name}"
+    assert created.json()["rtsp_url"] == again.json()["rtsp_url"] == shown and again.json()["created"] is False
+    assert [s["rtsp_url"] for s in status.json()["streams"] if s["stream_name"] == name] == [shown]
+    assert stack.post("/api/end_session", {"session_id": created.json()["session_id"]}).status_code == 200
 
 
 def test_malformed_json_is_422(stack: Stack) -> None:
