@@ -46,12 +46,14 @@ class PathWatcher:
         return f"{self.settings.mediamtx_rtsp_url.rstrip('/')}/{path}"
 
     async def on_hook(self, path: str, available: bool) -> PathHookResponse:
-        """钩子通知。配置了 MediaMTX API 时先向它核实（钩子只是提示，伪造的通知不会启动分析）。"""
+        """钩子通知。配置了 MediaMTX API 时以它为准（钩子只是提示，伪造的通知不会启动或停止分析）；
+        API 核实不了时不做任何事（失败即拒绝），由定期对账在 API 恢复后补上。"""
         if self.mediamtx is not None:
             try:
                 available = await self.mediamtx.path_available(path)
             except httpx.HTTPError as exc:
-                log.warning("path %s: could not confirm availability via MediaMTX API (%s); trusting the hook", path, exc)
+                log.warning("path %s: hook ignored, MediaMTX API could not confirm it (%s)", path, exc)
+                return PathHookResponse(path=path, available=available, action="none")
         return await self.apply(path, available)
 
     async def apply(self, path: str, available: bool) -> PathHookResponse:

@@ -14,9 +14,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import periodic
 from gateway.media.mediamtx import MediaMtxApi
+from gateway.media.paths import PathWatcher
 from gateway.realtime.sockets import StreamNamespace
 from gateway.sessions.reaper import reap_once
 from gateway.sessions.service import SessionService
+from gateway.sessions.streams import StreamService
 from gateway.signaling.whip import WhipClient, WhipError
 from gateway.store import Stores
 from gateway.store.liveness import LivenessStore
@@ -202,4 +204,26 @@ def test_reaper_retries_a_session_whose_end_failed_and_still_ends_the_rest_of_th
     assert sessions.ended == ["s-a:heartbeat_timeout", "s-c:heartbeat_timeout"] and liveness.silent == ["s-b"]
     asyncio.run(run())
     assert sessions.ended[-1] == "s-b:heartbeat_timeout" and liveness.silent == []
+
+
+def test_hook_that_the_mediamtx_api_cannot_confirm_changes_nothing() -> None:
+    """钩子没有身份：配置了 MediaMTX API 时以它为准；API 不可达时失败即拒绝（不启动也不停止分析），由对账补上。"""
+
+    class DownApi:
+        async def path_available(self, path: str) -> bool:
+            raise httpx.ConnectError("mediamtx api down")
+
+    class NoStreams:
+        async def start(self, *args: object) -> None:
+            raise AssertionError("不应启动分析")
+
+    class Sessions:
+        async def for_path(self, path: str) -> object:
+            raise AssertionError("核实不了时不应再查会话")
+
+    stores = cast(Stores, types.SimpleNamespace(sessions=Sessions(), streams=types.SimpleNamespace()))
+    watcher = PathWatcher(stores, cast(StreamService, NoStreams()), Settings(api_key="k"), cast(MediaMtxApi, DownApi()), None)
+    for available in (True, False):
+        result = asyncio.run(watcher.on_hook("exam-a-user-1", available))
+        assert result.action == "none" and result.session_id is None
 
