@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
+from shared.logs import configure_logging
 from shared.settings import Settings
 
 from .app import create_app
 
 
 def main() -> None:
-    # 字段全部来自环境变量（都有默认值）。shared/settings.py 用 Field(默认值, ...) 的位置参数写默认值：不启用 pydantic 的
-    # mypy 插件时，mypy 对 pydantic 的 dataclass_transform 只认 default= 关键字，把这些字段当作必填
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     try:
         app = create_app(settings)
     except ValueError as exc:

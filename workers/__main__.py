@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from shared.logs import configure_logging
 from shared.settings import Settings
 
-from .lifecycle import configure_logging, stop_on_signals
+from .lifecycle import stop_on_signals
 from .supervisor import Supervisor
 
 

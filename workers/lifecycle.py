@@ -9,13 +9,6 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s",
-    )
-
-
 def stop_on_signals(stop_event: threading.Event, label: str) -> None:
     """SIGTERM / SIGINT 时置位 ``stop_event``，由主循环负责有序退出。"""
 

@@ -21,13 +21,14 @@ import redis
 import socketio
 
 from shared.keys import RedisKeys
+from shared.logs import configure_logging
 from shared.retry import Backoff
 from shared.settings import Settings
 
 from .analysis.face import FaceDetector
 from .coordination.assigner import StreamAssigner
 from .coordination.leases import Leases
-from .lifecycle import configure_logging, stop_on_signals
+from .lifecycle import stop_on_signals
 from .models.emotion import EmotionService
 from .models.speech import SpeechEmotionService
 from .output.outbox import Outbox

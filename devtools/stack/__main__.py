@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from devtools.synthetic import face_frames
+from shared.logs import configure_logging
 from shared.settings import Settings
 
 from .processes import start_gateway, start_workers, stop_all, wait_healthy
@@ -30,7 +31,7 @@ STATE_DIR = Path(os.environ.get("DEVSTACK_DIR", ".devstack"))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
