@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from .api import Identifier, StreamName
+
+# 客户端发来的数：只收 JSON 数字（不把 "12.5"、"nan" 这样的字符串或 true/false 转成数），且必须有限
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 def iso_utc(ts: float) -> str:
@@ -159,7 +162,7 @@ class SessionHeartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session_id: Identifier
-    ts: float | None = Field(None, description="客户端时间（毫秒或秒，仅记录）")
+    ts: Number | None = Field(None, description="客户端时间（毫秒或秒，仅记录）")
 
 
 class HeartbeatAck(BaseModel):
@@ -193,7 +196,7 @@ class IceCandidate(BaseModel):
 
     candidate: str = Field(max_length=1024)
     sdpMid: str | None = None  # noqa: N815 - 浏览器的字段名
-    sdpMLineIndex: int | None = None  # noqa: N815
+    sdpMLineIndex: StrictInt | None = None  # noqa: N815
     usernameFragment: str | None = None  # noqa: N815
 
 
@@ -257,8 +260,8 @@ class PpgSamples(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session_id: Identifier
-    roi_seq: int | None = None
-    samples: list[tuple[float, float, float, float]] = Field(min_length=1, max_length=PPG_MAX_ROWS)
+    roi_seq: StrictInt | None = None
+    samples: list[tuple[Number, Number, Number, Number]] = Field(min_length=1, max_length=PPG_MAX_ROWS)
 
     @model_validator(mode="after")
     def _check_rows(self) -> PpgSamples:

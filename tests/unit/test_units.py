@@ -12,7 +12,7 @@ from devtools.synthetic import empty_frames, face_frames
 from gateway.signaling.sdp import OfferRejected, ice_fragment, parse_offer
 from shared import events as ev
 from shared.api import CreateSessionRequest, RtspStartRequest
-from shared.messages import PPG_MAX_ROWS, PpgSamples
+from shared.messages import PPG_MAX_ROWS, PpgSamples, SessionHeartbeat
 from shared.retry import backoff_delay
 from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name, reader_url
@@ -343,3 +343,19 @@ def test_ppg_samples_accept_a_normal_batch_and_reject_bad_rows() -> None:
         with pytest.raises(ValidationError):
             PpgSamples(session_id="s-1", samples=samples)
             pytest.fail(label)
+
+
+def test_client_numbers_must_be_json_numbers_and_finite() -> None:
+    """学生端发来的数只收 JSON 数字：字符串（含 "nan"）、布尔值、无穷都拒绝。"""
+    row = [1000.0, 180, 130.5, 110]
+    assert PpgSamples(session_id="s-1", roi_seq=2, samples=[row]).samples[0] == (1000.0, 180.0, 130.5, 110.0)
+    for samples in ([["1000", 1, 2, 3]], [[1000.0, True, 2, 3]], [[1000.0, "nan", 2, 3]], [[float("inf"), 1, 2, 3]]):
+        with pytest.raises(ValidationError):
+            PpgSamples(session_id="s-1", samples=samples)
+    with pytest.raises(ValidationError):
+        PpgSamples(session_id="s-1", roi_seq=True, samples=[row])
+    assert SessionHeartbeat(session_id="s-1", ts=1.7e9).ts == 1.7e9
+    for ts in ("nan", "1.7e9", float("nan"), False):
+        with pytest.raises(ValidationError):
+            SessionHeartbeat(session_id="s-1", ts=ts)
+
