@@ -18,6 +18,7 @@ from shared.keys import RedisKeys
 from shared.settings import Settings
 
 from .http import api, media_hooks, pages
+from .http.headers import SecurityHeaders
 from .media.mediamtx import MediaMtxApi
 from .media.paths import PathWatcher
 from .realtime.sockets import StreamNamespace, StudentNamespace
@@ -62,7 +63,9 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
                 await http_client.aclose()
         await client.aclose()
 
-    app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan)
+    docs = "/docs" if settings.api_docs else None
+    app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan, docs_url=docs, redoc_url=None)
+    app.add_middleware(SecurityHeaders)
     app.state.settings = settings
     app.state.stores = stores
     app.state.sessions = sessions

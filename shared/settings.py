@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # --- 网关 ---
     gateway_host: str = Field("0.0.0.0", description="网关监听地址")
     gateway_port: int = Field(8000, ge=1, le=65535, description="网关监听端口")
+    api_docs: bool = Field(
+        False, description="提供 /docs 交互式接口文档（Swagger 页面从 CDN 加载脚本，只适合能上网的开发机；make run 打开）"
+    )
     cors_allowed_origins: str = Field(
         "", description="允许跨域连接 Socket.IO 的来源（逗号分隔，如考试系统的 https://exam.school.lan）；空为仅同源"
     )

@@ -45,6 +45,7 @@ def main() -> None:
             started.append(("redis", redis_server.stop))
             overrides["REDIS_URL"] = redis_server.url
             log.info("embedded Redis on %s", redis_server.url)
+        overrides.setdefault("API_DOCS", os.environ.get("API_DOCS", "1"))  # 开发机：打开 /docs
         if not os.environ.get("API_KEY"):
             overrides["API_KEY"] = secrets.token_urlsafe(18)
         env = python_env(**overrides)

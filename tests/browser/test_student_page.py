@@ -136,7 +136,9 @@ def test_student_page_survives_a_gateway_restart_and_renegotiates_after_media_fa
         "window.seen = []; window.proctorClient.addEventListener('status', (e) => window.seen.push(e.detail.status))"
     )
     assert whip.drop(session["stream_name"]) == 1
-    page.wait_for_function("window.seen.join() === 'reconnecting,connected'", timeout=40_000)
+    # 在 Python 这边轮询（页面的 CSP 不允许 eval，Playwright 的 wait_for_function 要在页面里编译表达式）
+    seen = lambda: page.evaluate("window.seen.join()") == "reconnecting,connected"  # noqa: E731
+    wait_until(seen, 40, "媒体故障后没有经 reconnecting 回到 connected")
     fresh = wait_until(
         lambda: next((s for s in _path_sessions(whip, session["stream_name"])[1:] if s["video_frames"] > 10), None),
         15,

@@ -131,6 +131,21 @@ def test_passwords_in_rtsp_urls_never_come_back(stack: Stack) -> None:
     assert stack.post("/api/end_session", {"session_id": created.json()["session_id"]}).status_code == 200
 
 
+def test_pages_carry_security_headers_and_only_page_files_are_served(stack: Stack) -> None:
+    page = httpx.get(f"{stack.base_url}/monitor", timeout=10)
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    for resp in (page, stack.get("/api/rtsp/status")):
+        assert resp.headers["x-content-type-options"] == "nosniff" and resp.headers["x-frame-options"] == "DENY"
+        assert resp.headers["referrer-policy"] == "no-referrer"
+    assert httpx.get(f"{stack.base_url}/dashboard/student.js", timeout=10).status_code == 200
+    for path in ("/dashboard/package.json", "/dashboard/package-lock.json", "/dashboard/monitor.html",
+                 "/dashboard/node_modules/socket.io-client/package.json", "/dashboard/", "/docs"):
+        assert httpx.get(f"{stack.base_url}{path}", timeout=10).status_code == 404, path
+    assert httpx.get(f"{stack.base_url}/openapi.json", timeout=10).status_code == 200
+
+
 def test_malformed_json_is_422(stack: Stack) -> None:
     resp = httpx.post(
         f"{stack.base_url}/api/create_session",
