@@ -1,6 +1,20 @@
 // 教师监控页：连接 Socket.IO 的 /monitor 命名空间，按会话显示 monitor.update。
 // 路径为 /monitor/sessions/<session_id> 时只订阅该会话（单会话诊断页）。
+//
+// 访问控制：考试系统为教师申请监控令牌（POST /api/monitor/token），打开 /monitor#token=<令牌>。
+// 页面读出令牌后把它从地址栏去掉（# 之后的部分从不发给服务器），令牌只放在内存与本标签页的 sessionStorage
+// （同一标签页里打开单会话页、刷新页面仍可用；关闭标签页即清除）。过期前 1 分钟经 auth.renew 续期。
 /* global io */
+
+const TOKEN_KEY = "proctor.monitor_token";
+const RENEW_BEFORE_MS = 60_000;
+const REFUSAL_TEXT = {
+  token_missing: "需要监控令牌：请从考试系统打开监控页",
+  token_invalid: "监控令牌无效：请从考试系统重新打开监控页",
+  token_expired: "监控令牌已过期：请从考试系统重新打开监控页",
+  token_revoked: "监控令牌已被撤销",
+  server_unavailable: "服务暂不可用，正在重试…",
+};
 
 const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数据”
 const ANOMALY_TEXT = {
@@ -100,16 +114,80 @@ function setConn(up, text) {
   conn.className = `conn ${up ? "conn-up" : "conn-down"}`;
 }
 
-const socket = io("/monitor", { transports: ["websocket"], reconnectionDelayMax: 5000 });
+function takeToken() {
+  const fromUrl = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function expiresAtMs(token) {
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return claims.exp * 1000;
+  } catch {
+    return null;
+  }
+}
+
+let token = takeToken();
+let renewTimer = null;
+
+function scheduleRenew() {
+  clearTimeout(renewTimer);
+  const expires = token ? expiresAtMs(token) : null;
+  if (!expires) return;
+  renewTimer = setTimeout(renew, Math.max(5_000, expires - Date.now() - RENEW_BEFORE_MS));
+}
+
+function renew() {
+  socket.timeout(10_000).emit("auth.renew", {}, (err, ack) => {
+    if (!err && ack && ack.ok) {
+      token = ack.token;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      socket.auth = { token };
+      scheduleRenew();
+    } else {
+      renewTimer = setTimeout(renew, 10_000); // 连接断开或服务忙：稍后再试，直到令牌过期
+    }
+  });
+}
+
+function refused(reason) {
+  setConn(false, REFUSAL_TEXT[reason] || `无法连接：${reason}`);
+  conn.dataset.reason = reason;
+}
+
+const socket = io("/monitor", { transports: ["websocket"], reconnectionDelayMax: 5000, auth: { token }, autoConnect: false });
 socket.on("connect", () => {
   setConn(true, "已连接");
+  delete conn.dataset.reason;
+  scheduleRenew();
   if (onlySession) {
     socket.emit("monitor.subscribe", { session_id: onlySession }, (ack) => {
       if (!ack || !ack.ok) setConn(false, `订阅失败：${ack ? ack.error : "无应答"}`);
     });
   }
 });
-socket.on("disconnect", () => setConn(false, "连接断开，正在重连…"));
-socket.on("connect_error", () => setConn(false, "无法连接服务，正在重试…"));
+socket.on("disconnect", (reason) => {
+  if (reason !== "io server disconnect") setConn(false, "连接断开，正在重连…");
+});
+socket.on("connect_error", (err) => {
+  const reason = err && err.data ? err.data.reason : null;
+  if (reason && reason !== "server_unavailable") {
+    refused(reason); // 凭据问题：重试没有用，不再重连
+  } else {
+    setConn(false, "无法连接服务，正在重试…");
+    if (reason) setTimeout(() => socket.connect(), 3000); // 服务端拒绝后客户端不会自动重连
+  }
+});
+socket.on("auth.expired", (msg) => refused(msg && msg.reason ? msg.reason : "token_expired"));
 socket.on("monitor.update", onUpdate);
 setInterval(tick, 1000);
+if (token) {
+  socket.connect();
+} else {
+  refused("token_missing");
+}

@@ -1,6 +1,7 @@
 // 学生端监考演示页：演示 /dashboard/student.js（ProctorClient）的接入方式。
-// URL 参数：?session_id=...&publish_token=...（预填会话）、retry_base_ms=...（重试退避基数，默认 1000）、
-// max_video_kbps=...（视频码率上限，默认 1500）。
+// URL 参数：?session_id=...（预填会话）、retry_base_ms=...（重试退避基数，默认 1000）、
+// max_video_kbps=...（视频码率上限，默认 1500）；推流令牌放在 # 之后：#publish_token=...
+// （# 之后的部分不发给服务器、不进访问日志；读出后从地址栏去掉）。
 
 const $ = (selector) => document.querySelector(selector);
 const params = new URLSearchParams(window.location.search);
@@ -24,7 +25,8 @@ const els = {
 };
 
 els.sessionId.value = params.get("session_id") || "";
-els.publishToken.value = params.get("publish_token") || "";
+els.publishToken.value = new URLSearchParams(window.location.hash.slice(1)).get("publish_token") || "";
+if (window.location.hash) history.replaceState(null, "", window.location.pathname + window.location.search);
 
 let client = null;
 

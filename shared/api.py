@@ -55,18 +55,23 @@ class CreateSessionRequest(_Request):
         return self
 
 
-class SessionInfo(BaseModel):
+class SessionBase(BaseModel):
     session_id: str
     stream_name: str
     exam_id: str | None = None
     student_id: str | None = None
-    publish_token: str = Field(description="推流令牌：学生端放在 Socket.IO auth 中；只对本会话的流路径有效")
     publish_token_expires_at: str | None = Field(None, description="推流令牌过期时间（ISO-8601 UTC）；会话结束时立即失效")
     status: SessionStatus
     created_at: str
     ended_at: str | None = None
     end_reason: str | None = None
     rtsp_url: str | None = None
+
+
+class SessionInfo(SessionBase):
+    """Redis 中的会话记录：推流令牌只存 SHA-256 摘要。"""
+
+    publish_token_sha256: str = ""
 
 
 class OfferSummary(BaseModel):
@@ -85,7 +90,10 @@ class WhipResource(BaseModel):
     offer: OfferSummary
 
 
-class CreateSessionResponse(SessionInfo):
+class CreateSessionResponse(SessionBase):
+    publish_token: str = Field(
+        description="推流令牌（只在这里返回一次）：学生端放在 Socket.IO auth.publish_token 中；只对本会话的流路径有效"
+    )
     stream_started: bool = False
 
 
@@ -123,6 +131,15 @@ class StateTransition(BaseModel):
     reason: str
 
 
+class Viewer(BaseModel):
+    """审计：看过该会话的一次教师授权。"""
+
+    teacher: str
+    grant_id: str
+    how: Literal["wall", "subscribe"] = Field(description="wall：在监控墙上（广播）；subscribe：单独订阅了该会话")
+    first_at: str = Field(description="首次看到的时刻（ISO-8601 UTC）")
+
+
 class SessionReport(BaseModel):
     """会话汇总报告（种子文档中的 AiAggregate）。时长单位为秒；未能计算的值为 null。"""
 
@@ -147,6 +164,7 @@ class SessionReport(BaseModel):
     anomalies: list[AnomalyEpisode] = Field(default_factory=list, description="全部已结束的异常事件段，按开始时间排序")
     media: MediaSummary = Field(default_factory=MediaSummary)
     transitions: list[StateTransition] = Field(default_factory=list, description="会话状态变化及原因")
+    viewers: list[Viewer] = Field(default_factory=list, description="看过该会话的教师授权（审计记录，随报告保留）")
 
 
 # ---------------- RTSP 消费 ----------------
@@ -165,6 +183,7 @@ class StreamJob(BaseModel):
     rtsp_url: str
     session_id: str
     created_at: str
+    exam_id: str | None = Field(None, description="会话所属考试（限定考试的监控令牌据此收到该流的广播）")
 
 
 class RtspStartResponse(StreamJob):
@@ -222,6 +241,12 @@ class RtspStatusResponse(BaseModel):
     streams: list[ConsumerStatus]
 
 
+class ErrorResponse(BaseModel):
+    """4xx / 5xx 的响应体（FastAPI 的形状）：``detail`` 是说明；请求体校验错误（422）时是错误列表。"""
+
+    detail: str | list[dict]
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     redis: bool
@@ -236,16 +261,16 @@ class MediaMtxAuthRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    ip: str | None = None
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    action: str = Field(description="publish / read / playback / api / metrics / pprof")
-    path: str | None = None
-    protocol: str | None = None
-    id: str | None = None
-    query: str | None = None
-    userAgent: str | None = None  # noqa: N815 - MediaMTX 的字段名
+    ip: str | None = Field(None, max_length=64)
+    user: str | None = Field(None, max_length=512)
+    password: str | None = Field(None, max_length=512)
+    token: str | None = Field(None, max_length=4096)
+    action: str = Field(max_length=32, description="publish / read / playback / api / metrics / pprof")
+    path: str | None = Field(None, max_length=256)
+    protocol: str | None = Field(None, max_length=32)
+    id: str | None = Field(None, max_length=64)
+    query: str | None = Field(None, max_length=4096)
+    userAgent: str | None = Field(None, max_length=1024)  # noqa: N815 - MediaMTX 的字段名
 
 
 class MediaMtxAuthResponse(BaseModel):
@@ -265,3 +290,33 @@ class PathHookResponse(BaseModel):
     available: bool = Field(description="网关核实后的可读状态（配置了 MEDIAMTX_API_URL 时以 MediaMTX API 为准）")
     action: Literal["started", "stopped", "none"] = Field(description="本次通知引起的动作；重复通知为 none")
     session_id: str | None = None
+
+
+# ---------------- 教师监控令牌 ----------------
+
+
+class MonitorTokenRequest(_Request):
+    """为一名教师签发监控令牌（后端用 API Key 调用，再把令牌交给教师的浏览器）。"""
+
+    teacher: Identifier = Field(description="教师标识（写入审计记录）")
+    exam_id: Identifier | None = Field(None, description="只看这场考试的会话；省略时看全部会话")
+    ttl_s: int | None = Field(None, ge=30, le=86400, description="有效期（秒），默认 MONITOR_TOKEN_TTL_S；页面在过期前续期")
+
+
+class MonitorTokenResponse(BaseModel):
+    token: str = Field(description="Socket.IO auth.token；打开监控页时放在地址的 # 之后：/monitor#token=...")
+    grant_id: str = Field(description="授权 ID：续期不变，撤销时使用")
+    teacher: str
+    exam_id: str | None = None
+    expires_at: str = Field(description="ISO-8601 UTC")
+    renew_until: str = Field(description="最多能续期到的时刻（ISO-8601 UTC）")
+
+
+class RevokeGrantRequest(_Request):
+    grant_id: Identifier
+
+
+class RevokeGrantResponse(BaseModel):
+    grant_id: str
+    revoked: bool = True
+    disconnected: int = Field(description="本网关实例上因此断开的连接数（其他实例在下一次检查时断开）")

@@ -1,6 +1,7 @@
 """Socket.IO 命名空间、房间与事件名（公开契约，见 README “Socket.IO 事件”）。
 
-房间语义：每个连接进入所在命名空间时默认在 ``ALL_ROOM``（接收全部流的广播事件）；
+房间语义：教师连接（监控令牌）进入所在命名空间时默认在 ``ALL_ROOM``（接收全部流的广播事件；限定考试的令牌
+改在 ``exam_room``，只收该考试的）；学生连接（推流令牌）只在自己的 ``session_room``；
 发送 ``monitor.subscribe`` 后改为只接收所订阅流的事件（离开 ``ALL_ROOM``，进入各流房间），
 ``monitor.unsubscribe`` 取消最后一个订阅时回到 ``ALL_ROOM``。
 """
@@ -26,6 +27,15 @@ def session_room(session_id: str) -> str:
     return f"session:{session_id}"
 
 
+def exam_room(exam_id: str) -> str:
+    """限定考试的监控连接所在的房间（代替 ``ALL_ROOM``）：只收该考试各流的广播事件。"""
+    return f"exam:{exam_id}"
+
+
+# 客户端不能发送的事件名（Socket.IO 保留名）：收到时忽略，不会再次触发连接处理
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+
+
 # 服务端 -> 客户端
 MONITOR_UPDATE = "monitor.update"
 VIDEO_EMOTION_RESULT = "video_emotion_result"
@@ -38,6 +48,8 @@ SIGNAL_CLOSE = "signal.close"
 SIGNAL_ANSWER = "signal.answer"
 SIGNAL_READY = "signal.ready"
 PPG_ROI = "ppg.roi"
+AUTH_EXPIRED = "auth.expired"  # 连接的令牌过期或被撤销：随后断开
+RATE_LIMITED = "rate_limited"  # 连接发得太快：先告知，持续超限则断开
 
 # 客户端 -> 服务端
 MONITOR_SUBSCRIBE = "monitor.subscribe"
@@ -46,4 +58,5 @@ SESSION_HEARTBEAT = "session.heartbeat"
 SIGNAL_OFFER = "signal.offer"
 SIGNAL_ICE = "signal.ice"
 PPG_SAMPLES = "ppg.samples"
+AUTH_RENEW = "auth.renew"  # 教师连接续期：ack {ok, token, expires_at}
 # signal.close 双向：学生端发来表示结束本次推流

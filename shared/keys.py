@@ -17,6 +17,9 @@
 - ``awaiting_media``     有序集合：会话 ID -> 创建时刻（毫秒）；媒体到达或有心跳后移除，超时仍没有的会话被清理
 - ``ppg:<id>``            流（XADD）：学生端上传的编码前皮肤颜色样本（ppg.samples），限长并带过期，所属工作进程读取
 - ``heartbeats``         有序集合：会话 ID -> 最近一次学生端心跳（毫秒）；超时的会话被清理
+- ``publish_token:<摘要>`` 字符串：推流令牌的 SHA-256 摘要 -> 会话 ID（学生端连接时查找；令牌本身不保存）
+- ``viewers:<id>``       哈希：看过该会话的教师授权 -> 首次时刻与方式（审计，随报告保留）
+- ``revoked_grant:<gid>`` 字符串：已撤销的监控授权，过期时刻为该授权最晚可能的过期时刻
 - ``socketio``           Socket.IO 跨进程广播频道
 """
 
@@ -100,6 +103,15 @@ class RedisKeys:
 
     def report(self, session_id: str) -> str:
         return f"{self.prefix}report:{session_id}"
+
+    def publish_token(self, digest: str) -> str:
+        return f"{self.prefix}publish_token:{digest}"
+
+    def viewers(self, session_id: str) -> str:
+        return f"{self.prefix}viewers:{session_id}"
+
+    def revoked_grant(self, grant_id: str) -> str:
+        return f"{self.prefix}revoked_grant:{grant_id}"
 
     @property
     def socketio_channel(self) -> str:

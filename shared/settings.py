@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_SECRETS = frozenset({"change-me", "changeme", "secret", "password", "please-change-me", "dev", "test"})
+
 
 class Settings(BaseSettings):
     """服务配置。导入本模块不做任何 I/O；调用方显式构造 ``Settings()``。"""
@@ -31,7 +33,28 @@ class Settings(BaseSettings):
     cors_allowed_origins: str = Field(
         "", description="允许跨域连接 Socket.IO 的来源（逗号分隔，如考试系统的 https://exam.school.lan）；空为仅同源"
     )
-    api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key；为空时网关拒绝启动")
+    api_key: str = Field("", description="后端调用 REST 接口所需的 X-API-Key（至少 16 个字符）；为空时网关拒绝启动")
+    dev_mode: bool = Field(
+        False, description="开发模式（make run 打开）：只在这时允许缺少或过短的密钥（见 README 的“访问控制”）"
+    )
+    monitor_token_secret: str = Field("", description="签发教师监控令牌的 HMAC 密钥（至少 32 个字符）")
+    monitor_token_ttl_s: float = Field(900.0, ge=30, le=86400, description="监控令牌的默认有效期（秒）；页面在过期前续期")
+    monitor_token_max_age_s: float = Field(
+        12 * 3600.0, ge=60, description="一次签发的监控令牌最多能续期到签发后多久（秒）；之后须重新签发"
+    )
+    mediamtx_auth_secret: str = Field(
+        "", description="MediaMTX 调用网关鉴权接口时带的共享密钥（HTTP Basic 密码，写在 authHTTPAddress 的 userinfo 中）"
+    )
+    auth_failures_per_minute: float = Field(
+        20.0, gt=0, description="每个来源 IP 每分钟允许的鉴权失败次数（推流鉴权、API Key、监控令牌），超过后 429"
+    )
+    socket_events_per_s: float = Field(20.0, gt=0, description="每个 Socket.IO 连接每秒允许的事件数（可短时突发到 2 倍）")
+    replay_max_bytes: int = Field(
+        262144, ge=4096, description="一次回放（连接或订阅时补发的最近 10 秒 monitor.update）的最大字节数，超过时只发最新的"
+    )
+    socket_max_message_bytes: int = Field(
+        65536, ge=4096, description="Socket.IO 单条消息的最大字节数（须大于 OFFER_MAX_BYTES）；超过即断开该连接"
+    )
     stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
     mediamtx_api_url: str | None = Field(
         None,
@@ -147,6 +170,19 @@ class Settings(BaseSettings):
             if float(seconds) < 0:
                 raise ValueError(f"ANOMALY_ONSET_S 中 {code} 的时长不能为负")
         return value
+
+    def secret_problems(self) -> list[str]:
+        """网关启动前检查的密钥问题（空列表表示都合格）；开发模式之外有任何问题网关都拒绝启动。"""
+        rules = [
+            ("API_KEY", self.api_key, 16),
+            ("MONITOR_TOKEN_SECRET", self.monitor_token_secret, 32),
+            ("MEDIAMTX_AUTH_SECRET", self.mediamtx_auth_secret, 16),
+        ]
+        problems = [f"{name} 为空或少于 {n} 个字符" for name, value, n in rules if len(value) < n]
+        problems += [f"{name} 是示例里的默认值" for name, value, _ in rules if value.lower() in DEFAULT_SECRETS]
+        if self.mediamtx_read_user and len(self.mediamtx_read_password) < 12:
+            problems.append("MEDIAMTX_READ_PASSWORD 为空或少于 12 个字符")
+        return problems
 
     @property
     def cors_origins(self) -> list[str]:

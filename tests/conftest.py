@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from devtools.stack.processes import start_gateway, start_workers, stop_all, wait_healthy
+from devtools.stack.processes import monitor_token, start_gateway, start_workers, stop_all, wait_healthy
 from devtools.stack.servers import (
     CHROMIUM_ARGS,
     ClipPublisher,
@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # 浏览器与 WHIP 替身（aiortc）只在用到它们的�
     from tests.standins.whip_server import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
+MONITOR_TOKEN_SECRET = "test-monitor-token-secret-0123456789abcdef"
+MEDIAMTX_AUTH_SECRET = "test-mediamtx-secret-0123"
 GROUPS = ("unit", "integration", "browser")
 
 
@@ -136,7 +138,14 @@ class Stack:
         self.gateway = start_gateway(self.env)
         wait_healthy(self.base_url, self.gateway, timeout=60)
 
+    def monitor_token(self, teacher: str = "test-teacher", exam_id: str | None = None, ttl_s: int | None = None) -> dict:
+        """``POST /api/monitor/token`` 的响应（教师监控令牌）。"""
+        return monitor_token(self.base_url, API_KEY, teacher, exam_id, ttl_s)
+
     def recorder(self, namespace: str, reconnect: bool = False, auth: dict | None = None) -> Recorder:
+        """连接 ``namespace`` 的客户端；``auth`` 省略时用一个新签发的教师监控令牌（不限考试）。"""
+        if auth is None:
+            auth = {"token": self.monitor_token()["token"]}
         rec = Recorder(self.base_url, namespace, reconnect=reconnect, auth=auth)
         self.recorders.append(rec)
         return rec
@@ -180,6 +189,8 @@ def _make_stack(
         REDIS_URL=redis_server.url,
         KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}:",
         API_KEY=API_KEY,
+        MONITOR_TOKEN_SECRET=MONITOR_TOKEN_SECRET,
+        MEDIAMTX_AUTH_SECRET=MEDIAMTX_AUTH_SECRET,
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(port),
         LOG_LEVEL="INFO",
@@ -249,7 +260,9 @@ def whip(stack: Stack, request: pytest.FixtureRequest) -> Iterator[WhipStandin]:
     from tests.standins.whip_server import WhipStandin
 
     relay = stack.rtsp.publish_url("").rstrip("/") if getattr(request.module, "WHIP_RELAY", False) else None
-    standin = WhipStandin(auth_url=f"{stack.base_url}/api/mediamtx/auth", relay_rtsp=relay).start(
+    # 像 MediaMTX 的 authHTTPAddress 一样把共享密钥写在 userinfo 里（httpx 据此发 Basic 头）
+    auth_url = stack.base_url.replace("http://", f"http://mediamtx:{MEDIAMTX_AUTH_SECRET}@") + "/api/mediamtx/auth"
+    standin = WhipStandin(auth_url=auth_url, relay_rtsp=relay).start(
         port=request.module.WHIP_PORT
     )
     yield standin

@@ -89,6 +89,20 @@ class Recorder:
         self.client.disconnect()
 
 
+def connect_refusal(base_url: str, namespace: str, auth: dict | None) -> dict | None:
+    """用 ``auth`` 连接 ``namespace``：被拒绝时返回 ``connect_error`` 的数据 ``{message, data: {reason}}``；
+    连接成功时断开并返回 None。"""
+    client = socketio.Client(reconnection=False)
+    errors: list[dict] = []
+    client.on("connect_error", lambda data=None: errors.append(data or {}), namespace=namespace)
+    try:
+        client.connect(base_url, namespaces=[namespace], transports=["websocket"], wait_timeout=10, auth=auth)
+    except socketio.exceptions.ConnectionError:
+        return errors[0] if errors else {"message": "connection failed", "data": {}}
+    client.disconnect()
+    return None
+
+
 def wait_until(check: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     last = None

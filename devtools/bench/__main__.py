@@ -42,7 +42,7 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 def bench_pipeline(streams: int, seconds: float, processes: int) -> dict:
     with local_stack(processes) as stack:
-        log = UpdateLog(stack.base)
+        log = UpdateLog(stack.base, stack.monitor_token())
         try:
             names = stack.publish(streams)
             started: dict[str, float] = {}

@@ -65,7 +65,7 @@ def _run_clip(
         try:
             page = browser.new_page()
             page.goto(
-                f"{stack.base}/student-demo?session_id={sid}&publish_token={session['publish_token']}&max_video_kbps={kbps}"
+                f"{stack.base}/student-demo?session_id={sid}&max_video_kbps={kbps}#publish_token={session['publish_token']}"
             )
             page.click("#start")
             page.wait_for_selector("#status[data-status=connected]", state="attached", timeout=30_000)
@@ -95,7 +95,7 @@ def bench_client(heart_rates: list[float], duration_s: float, kbps: int) -> dict
     ) as stack:
         relay = stack.rtsp.publish_url("").rstrip("/")
         with WhipStandin(auth_url=f"{stack.base}/api/mediamtx/auth", relay_rtsp=relay).start(port=whip_port):
-            log = UpdateLog(stack.base)
+            log = UpdateLog(stack.base, stack.monitor_token())
             try:
 
                 def run(hr: float, motion: bool, seed: int) -> ClipScore:

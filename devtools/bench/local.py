@@ -15,7 +15,7 @@ from subprocess import Popen
 import httpx
 import socketio
 
-from devtools.stack.processes import start_gateway, start_workers, stop_all, wait_healthy
+from devtools.stack.processes import gateway_secrets, monitor_token, start_gateway, start_workers, stop_all, wait_healthy
 from devtools.stack.servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, python_env
 from devtools.synthetic import face_frames
 from shared import events as ev
@@ -24,12 +24,12 @@ from shared import events as ev
 class UpdateLog:
     """/monitor 上的 python-socketio 客户端（自动重连），记录每条 monitor.update：(monotonic, wall, payload)。"""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str) -> None:
         self.client = socketio.Client(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
         self._lock = threading.Lock()
         self.received: list[tuple[float, float, dict]] = []
         self.client.on(ev.MONITOR_UPDATE, self._on_update, namespace=ev.NS_MONITOR)
-        self.client.connect(base_url, namespaces=[ev.NS_MONITOR], transports=["websocket"])
+        self.client.connect(base_url, namespaces=[ev.NS_MONITOR], transports=["websocket"], auth={"token": token})
 
     def _on_update(self, data: dict) -> None:
         with self._lock:
@@ -64,6 +64,9 @@ class LocalStack:
         resp.raise_for_status()
         return resp.json()
 
+    def monitor_token(self) -> str:
+        return monitor_token(self.base, self.api_key, teacher="bench", ttl_s=86400)["token"]
+
     def publish(self, count: int) -> list[str]:
         """推 ``count`` 路循环的人脸流，返回流名。"""
         names = [f"exam-{uuid.uuid4()}-user-{i}" for i in range(count)]
@@ -80,10 +83,11 @@ def local_stack(processes: int, **env_overrides: str) -> Iterator[LocalStack]:
     rtsp = RtspServer().start()
     clip = encode_clip(tmp / "face.mp4", face_frames(60))
     port = free_port()
-    api_key = uuid.uuid4().hex
+    secrets = gateway_secrets()
+    api_key = secrets["API_KEY"]
     env = python_env(
+        **secrets,
         REDIS_URL=redis_server.url,
-        API_KEY=api_key,
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(port),
         LOG_LEVEL="WARNING",

@@ -51,7 +51,7 @@ def bench_soak(
     sample_every_s: float = 10.0,
 ) -> dict:
     with local_stack(processes, EMOTION_BACKEND=emotion_backend) as stack:
-        log = UpdateLog(stack.base)
+        log = UpdateLog(stack.base, stack.monitor_token())
         try:
             names = stack.publish(streams)
             sessions = {

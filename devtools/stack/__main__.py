@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import threading
 import uuid
@@ -23,7 +22,7 @@ from devtools.synthetic import face_frames
 from shared.logs import configure_logging
 from shared.settings import Settings
 
-from .processes import start_gateway, start_workers, stop_all, wait_healthy
+from .processes import gateway_secrets, monitor_token, start_gateway, start_workers, stop_all, wait_healthy
 from .servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, port_is_free, python_env
 
 log = logging.getLogger("devstack")
@@ -46,8 +45,10 @@ def main() -> None:
             overrides["REDIS_URL"] = redis_server.url
             log.info("embedded Redis on %s", redis_server.url)
         overrides.setdefault("API_DOCS", os.environ.get("API_DOCS", "1"))  # 开发机：打开 /docs
-        if not os.environ.get("API_KEY"):
-            overrides["API_KEY"] = secrets.token_urlsafe(18)
+        overrides["DEV_MODE"] = os.environ.get("DEV_MODE", "1")  # 开发模式：允许缺少 MediaMTX 密钥等
+        for name, value in gateway_secrets().items():
+            if not os.environ.get(name):
+                overrides[name] = value
         env = python_env(**overrides)
         settings = Settings(**{k.lower(): v for k, v in overrides.items()})
         host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
@@ -63,7 +64,9 @@ def main() -> None:
         if os.environ.get("DEMO", "1") != "0":
             start_demo(base_url, env["API_KEY"], int(os.environ.get("DEMO_STREAMS", "2")), started)
 
-        print(f"\n监控页面：{base_url}/monitor", flush=True)
+        token = monitor_token(base_url, env["API_KEY"], teacher="make-run", ttl_s=3600)["token"]
+        # 令牌在 # 之后：不会发给服务器、不进访问日志；页面读出后从地址栏去掉
+        print(f"\n监控页面：{base_url}/monitor#token={token}", flush=True)
         print(f"REST 接口文档：{base_url}/docs    X-API-Key: {env['API_KEY']}", flush=True)
         print("按 Ctrl-C 停止全部服务。\n", flush=True)
         while not stop.wait(1.0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import time
@@ -41,3 +42,25 @@ def stop_all(*procs: subprocess.Popen | None) -> None:
     """按给定顺序停止（SIGTERM，超时 SIGKILL）。"""
     for proc in procs:
         stop_process(proc)
+
+
+def gateway_secrets() -> dict[str, str]:
+    """随机生成的网关密钥（make run、基准与测试每次启动都不同；生产环境由运维在 .env 中设置）。"""
+    return {
+        "API_KEY": secrets.token_urlsafe(24),
+        "MONITOR_TOKEN_SECRET": secrets.token_urlsafe(48),
+        "MEDIAMTX_AUTH_SECRET": secrets.token_urlsafe(24),
+    }
+
+
+def monitor_token(base_url: str, api_key: str, teacher: str = "dev-teacher", exam_id: str | None = None,
+                  ttl_s: int | None = None) -> dict:
+    """向网关申请一个教师监控令牌（``POST /api/monitor/token``），返回响应 JSON。"""
+    body: dict[str, object] = {"teacher": teacher}
+    if exam_id is not None:
+        body["exam_id"] = exam_id
+    if ttl_s is not None:
+        body["ttl_s"] = ttl_s
+    resp = httpx.post(f"{base_url}/api/monitor/token", json=body, headers={"X-API-Key": api_key}, timeout=10.0)
+    resp.raise_for_status()
+    return resp.json()

@@ -1,24 +1,37 @@
-"""Socket.IO 命名空间 ``/`` 与 ``/monitor``：连接即进入 ``all`` 房间；订阅某流后只收该流的事件。
+"""Socket.IO 命名空间 ``/monitor``（教师）与 ``/``（教师与学生端）。每个连接都要凭据（见 gateway/auth/credentials.py）：
 
-回放：``/monitor`` 的新连接先收到全部在线会话最近 10 秒的 ``monitor.update``（``replay: true``，按时间顺序），
-订阅某会话/流时先收到该会话的回放，之后才进入房间接收实时事件，因此回放与实时事件不会重复。
+- 教师：``auth = {token}``（``POST /api/monitor/token`` 签发的监控令牌）。连接进入广播房间（未限定考试：``all``；
+  限定考试：``exam:<考试>``，只收该考试的会话）；订阅某会话/流后只收该流的事件。令牌过期或被撤销时先收到
+  ``auth.expired`` 再被断开；页面在过期前发 ``auth.renew`` 换新令牌。
+- 学生端（只在 ``/``）：``auth = {publish_token}``。连接只进入自己会话的房间，收不到任何别的会话的数据；
+  事件里的 ``session_id`` 必须是自己的会话。
+- 没有凭据、凭据无效、会话已结束：连接被拒绝（``connect_error``，``data.reason`` 为原因代码）。
+
+回放：教师连接先收到它能看的在线会话最近 10 秒的 ``monitor.update``（``replay: true``，按时间顺序，合计不超过
+``REPLAY_MAX_BYTES``）；订阅某会话时先收到该会话的回放（已订阅的再次订阅不重发），之后才进入房间接收实时事件，
+因此回放与实时事件不会重复。
 
 客户端事件（带 ack）：
 - ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
+  （限定考试的令牌只能订阅该考试的会话；学生端只能订阅自己的会话）
 - ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
+- ``auth.renew`` -> ``{ok, token, expires_at}``（教师连接：同一授权的新令牌，连接的有效期随之延长）
 
-学生端（默认命名空间，连接时 ``auth = {publish_token}``，令牌须属于事件中的会话）：
+学生端（默认命名空间）：
 - ``signal.offer {session_id, sdp}`` -> 先发 ``signal.answer {session_id, sdp}``，ack ``{ok: true}``；
   失败时发 ``signal.close {session_id, reason}``，ack ``{ok: false, reason, error}``
 - ``signal.ice {session_id, candidate}`` / ``signal.close {session_id, reason}`` -> ``{ok}`` 或 ``{ok: false, reason, error}``
 - ``session.heartbeat {session_id, ts}`` -> ``{ok}`` 或 ``{ok: false, error}``（每 2 秒一次）
 - ``ppg.samples {session_id, roi_seq, samples: [[t_ms, r, g, b], ...]}`` -> ``{ok, accepted}`` 或 ``{ok: false, error}``
   （学生端按 ``ppg.roi`` 在编码前采样的皮肤颜色，每秒一批）
-令牌通过校验后该连接进入会话房间，接收 ``signal.ready`` 与 ``signal.close``。
+学生连接所在的会话房间接收 ``signal.ready``、``signal.close`` 与 ``ppg.roi``。
+
+限速、保留事件名与消息大小由 :class:`gateway.realtime.server.GuardedServer` 统一把关。
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,9 +54,14 @@ from shared.messages import (
     SignalIce,
     SignalOffer,
     SubscribeAck,
+    iso_utc,
 )
+from shared.settings import Settings
 
+from ..auth.credentials import Credentials, Student
+from ..auth.tokens import Grant, TokenRefused
 from ..errors import NotFound
+from ..metrics import GatewayMetrics
 from ..sessions.service import SessionService
 from ..signaling.relay import SignalingError, SignalingRelay
 from ..store import Stores
@@ -57,82 +75,207 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err.get('msg')}"
 
 
-class StreamNamespace(socketio.AsyncNamespace):
-    def __init__(self, namespace: str, stores: Stores) -> None:
+def _refused(reason: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    """拒绝连接：客户端收到 ``connect_error``，``message`` 是说明，``data = {reason}``。"""
+    return socketio.exceptions.ConnectionRefusedError(message, {"reason": reason})
+
+
+def broadcast_room(grant: Grant) -> str:
+    return ev.exam_room(grant.exam_id) if grant.exam_id is not None else ev.ALL_ROOM
+
+
+class ViewerNamespace(socketio.AsyncNamespace):
+    """教师连接：凭监控令牌连接、收广播与回放、订阅单个会话、续期；过期或撤销的连接由 :meth:`expire` 断开。"""
+
+    def __init__(self, namespace: str, stores: Stores, credentials: Credentials, settings: Settings,
+                 metrics: GatewayMetrics) -> None:
         super().__init__(namespace)
         self.stores = stores
+        self.credentials = credentials
+        self.settings = settings
+        self.metrics = metrics
+        self.viewers: dict[str, Grant] = {}  # 本实例上的教师连接
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        # 服务器以 always_connect 运行：此处已完成连接，可以先发回放
-        if self.namespace == ev.NS_MONITOR:
-            await self._replay(sid, None)
-        await self.enter_room(sid, ev.ALL_ROOM)
+        await self.admit_teacher(sid, await self._teacher_grant(auth))
 
-    async def _replay(self, sid: str, session_ids: list[str] | None) -> None:
-        """给 ``sid`` 发这些会话（None：全部在线会话）的回放；Redis 不可用时跳过回放，不影响之后的实时事件。"""
+    async def _teacher_grant(self, auth: Any) -> Grant:
         try:
-            if session_ids is None:
-                session_ids = await self.stores.streams.live_sessions()
-            updates = await self.stores.replay.recent(session_ids)
+            return await self.credentials.teacher(auth)
+        except TokenRefused as exc:
+            self.metrics.auth_refusals.labels(f"socketio{self.namespace}", exc.reason).inc()
+            raise _refused(exc.reason, exc.detail) from None
+        except RedisError:
+            raise _refused("server_unavailable", "服务暂不可用，请稍后重连") from None
+
+    async def admit_teacher(self, sid: str, grant: Grant) -> None:
+        self.viewers[sid] = grant
+        await self.enter_room(sid, broadcast_room(grant))
+        self.metrics.socket_clients.labels(self.namespace, "teacher").inc()
+        # 连接在本处理函数返回后才被确认：审计与回放放到后台任务里，在确认之后发出
+        self.server.start_background_task(self._replay_wall, sid, grant)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        if self.viewers.pop(sid, None) is not None:
+            self.metrics.socket_clients.labels(self.namespace, "teacher").dec()
+
+    async def _replay_wall(self, sid: str, grant: Grant) -> None:
+        for _ in range(100):  # 等连接确认（通常已经确认）
+            if self.server.manager.is_connected(sid, self.namespace):
+                break
+            await asyncio.sleep(0.01)
+        try:
+            session_ids = await self.stores.streams.live_sessions(grant.exam_id)
+            await self.stores.viewers.record(session_ids, grant.teacher, grant.grant_id, "wall")
+        except RedisError as exc:
+            log.warning("replay for %s skipped: %s", sid, exc)
+            return
+        if self.namespace == ev.NS_MONITOR:  # 默认命名空间的教师连接（种子 000 的前端）照旧不回放
+            await self._replay(sid, session_ids)
+
+    async def _replay(self, sid: str, session_ids: list[str]) -> None:
+        """给 ``sid`` 发这些会话的回放；Redis 不可用时跳过回放，不影响之后的实时事件。"""
+        try:
+            updates = await self.stores.replay.recent(session_ids, self.settings.replay_max_bytes)
         except RedisError as exc:
             log.warning("replay for %s skipped: %s", sid, exc)
             return
         for update in updates:
             await self.emit(ev.MONITOR_UPDATE, update, to=sid)
 
-    async def _resolve(self, data: Any) -> tuple[str, str] | SubscribeAck:
+    async def _resolve(self, sid: str, data: Any) -> tuple[str, str] | SubscribeAck:
+        """订阅目标 -> (流名, 会话 ID)；不合法、不存在或该连接无权查看时返回带原因的 ack。"""
         try:
             req = MonitorSubscribe.model_validate(data if data is not None else {})
         except ValidationError as exc:
             return SubscribeAck(ok=False, error=_first_error(exc))
         try:
             if req.session_id is not None:
-                return (await self.stores.sessions.require(req.session_id)).stream_name, req.session_id
-            assert req.stream_name is not None
-            return req.stream_name, await self.stores.sessions.resolve(req.stream_name)
+                info = await self.stores.sessions.require(req.session_id)
+                stream_name, session_id, exam_id = info.stream_name, info.session_id, info.exam_id
+            else:
+                assert req.stream_name is not None
+                stream_name, session_id = req.stream_name, await self.stores.sessions.resolve(req.stream_name)
+                found = await self.stores.sessions.get(session_id)
+                exam_id = found.exam_id if found is not None else None
         except NotFound as exc:
             return SubscribeAck(ok=False, error=str(exc))
         except RedisError as exc:  # 不让客户端空等 ack
             return SubscribeAck(ok=False, error=f"server_unavailable: {exc}")
+        refusal = await self.may_view(sid, session_id, exam_id)
+        if refusal is not None:
+            return SubscribeAck(ok=False, error=refusal)
+        return stream_name, session_id
+
+    async def may_view(self, sid: str, session_id: str, exam_id: str | None) -> str | None:
+        """该连接能否查看这个会话：能时 None，否则是说明。"""
+        grant = self.viewers.get(sid)
+        if grant is None:
+            return "forbidden: 该连接不是教师连接"
+        if not grant.sees_exam(exam_id):
+            return f"forbidden: 令牌只限考试 {grant.exam_id}，不能查看该会话"
+        return None
 
     async def on_monitor_subscribe(self, sid: str, data: Any = None) -> dict:
-        resolved = await self._resolve(data)
+        resolved = await self._resolve(sid, data)
         if isinstance(resolved, SubscribeAck):
             return resolved.model_dump()
         stream_name, session_id = resolved
-        await self._replay(sid, [session_id])
-        await self.enter_room(sid, ev.stream_room(stream_name))
-        await self.leave_room(sid, ev.ALL_ROOM)
+        room = ev.stream_room(stream_name)
+        grant = self.viewers.get(sid)
+        if room not in self.rooms(sid):  # 每次订阅只回放一次
+            if grant is not None:
+                await self._record(grant, session_id)
+            await self._replay(sid, [session_id])
+            await self.enter_room(sid, room)
+        if grant is not None:
+            await self.leave_room(sid, broadcast_room(grant))
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
 
+    async def _record(self, grant: Grant, session_id: str) -> None:
+        try:
+            await self.stores.viewers.record([session_id], grant.teacher, grant.grant_id, "subscribe")
+        except RedisError as exc:
+            log.warning("audit record for %s not written: %s", session_id, exc)
+
     async def on_monitor_unsubscribe(self, sid: str, data: Any = None) -> dict:
-        resolved = await self._resolve(data)
+        resolved = await self._resolve(sid, data)
         if isinstance(resolved, SubscribeAck):
             return resolved.model_dump()
         stream_name, session_id = resolved
         await self.leave_room(sid, ev.stream_room(stream_name))
-        if not any(r.startswith(ev.STREAM_ROOM_PREFIX) for r in self.rooms(sid)):
-            await self.enter_room(sid, ev.ALL_ROOM)
+        grant = self.viewers.get(sid)
+        if grant is not None and not any(r.startswith(ev.STREAM_ROOM_PREFIX) for r in self.rooms(sid)):
+            await self.enter_room(sid, broadcast_room(grant))
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()
 
+    async def on_auth_renew(self, sid: str, data: Any = None) -> dict:
+        grant = self.viewers.get(sid)
+        if grant is None:
+            return {"ok": False, "error": "forbidden: 只有教师连接能续期"}
+        try:
+            await self.credentials.check_not_revoked(grant)
+            token, renewed = self.credentials.tokens.renew(grant)
+        except TokenRefused as exc:
+            return {"ok": False, "reason": exc.reason, "error": exc.detail}
+        except RedisError as exc:
+            return {"ok": False, "reason": "server_unavailable", "error": str(exc)}
+        self.viewers[sid] = renewed
+        return {"ok": True, "token": token, "expires_at": iso_utc(renewed.expires_at)}
+
+    async def expire(self, now: float) -> int:
+        """断开本实例上令牌已过期或授权被撤销的教师连接（先发 ``auth.expired``），并补写监控墙的审计记录。
+        返回断开的连接数。由网关的后台任务周期调用。"""
+        grants = dict(self.viewers)
+        revoked = await self.stores.grants.revoked(sorted({g.grant_id for g in grants.values()}))
+        dropped = 0
+        for sid, grant in grants.items():
+            reason = "token_revoked" if grant.grant_id in revoked else "token_expired" if now >= grant.expires_at else None
+            if reason is not None:
+                await self.emit(ev.AUTH_EXPIRED, {"reason": reason}, to=sid)
+                self.metrics.socket_disconnects.labels(self.namespace, reason).inc()
+                await self.disconnect(sid)
+                dropped += 1
+        await self._audit_walls({g for s, g in grants.items() if s in self.viewers and self._on_wall(s)})
+        return dropped
+
+    def _on_wall(self, sid: str) -> bool:
+        return not any(r.startswith(ev.STREAM_ROOM_PREFIX) for r in self.rooms(sid))
+
+    async def _audit_walls(self, grants: set[Grant]) -> None:
+        """监控墙（广播）连接看到了它能看的全部在线会话：为每个 (授权, 会话) 补一条首次记录（幂等）。"""
+        by_exam: dict[str | None, list[str]] = {}
+        for grant in grants:
+            if grant.exam_id not in by_exam:
+                by_exam[grant.exam_id] = await self.stores.streams.live_sessions(grant.exam_id)
+            await self.stores.viewers.record(by_exam[grant.exam_id], grant.teacher, grant.grant_id, "wall")
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        # 事件名含点号，无法写成 on_<event> 方法名：在此映射
+        # 事件名含点号，无法写成 on_<event> 方法名：在此映射；未知事件回带原因的 ack
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
         handler = self.handlers().get(event)
-        if handler is not None:
-            return await handler(*args)
-        return await super().trigger_event(event, *args)
+        if handler is None:
+            return {"ok": False, "reason": "unknown_event", "error": f"没有事件 {event[:64]!r}"}
+        return await handler(*args)
 
     def handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
-        return {ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe, ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe}
+        return {
+            ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe,
+            ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe,
+            ev.AUTH_RENEW: self.on_auth_renew,
+        }
 
 
-class StudentNamespace(StreamNamespace):
-    """默认命名空间：监控客户端的订阅之外，还有学生端的信令中继与心跳。"""
+class StudentNamespace(ViewerNamespace):
+    """默认命名空间：教师连接之外，还有学生端连接（只属于自己的会话）的信令中继、心跳与皮肤颜色样本。"""
 
-    def __init__(self, stores: Stores, relay: SignalingRelay, sessions: SessionService) -> None:
-        super().__init__(ev.NS_DEFAULT, stores)
+    def __init__(self, stores: Stores, credentials: Credentials, settings: Settings, metrics: GatewayMetrics,
+                 relay: SignalingRelay, sessions: SessionService) -> None:
+        super().__init__(ev.NS_DEFAULT, stores, credentials, settings, metrics)
         self.relay = relay
         self.sessions = sessions
+        self.students: dict[str, Student] = {}  # 本实例上的学生连接
 
     def handlers(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         return {
@@ -145,40 +288,63 @@ class StudentNamespace(StreamNamespace):
         }
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        token = auth.get("publish_token") if isinstance(auth, dict) else None
-        await self.save_session(sid, {"publish_token": token if isinstance(token, str) else None})
-        await super().on_connect(sid, environ, auth)
+        if isinstance(auth, dict) and "publish_token" in auth and "token" not in auth:
+            await self._admit_student(sid, auth)
+        else:
+            await super().on_connect(sid, environ, auth)
 
-    async def _token(self, sid: str) -> str | None:
-        return (await self.get_session(sid)).get("publish_token")
+    async def _admit_student(self, sid: str, auth: Any) -> None:
+        try:
+            student = await self.credentials.student(auth)
+        except TokenRefused as exc:
+            self.metrics.auth_refusals.labels("socketio/", exc.reason).inc()
+            raise _refused(exc.reason, exc.detail) from None
+        except RedisError:
+            raise _refused("server_unavailable", "服务暂不可用，请稍后重连") from None
+        self.students[sid] = student
+        await self.enter_room(sid, ev.session_room(student.session_id))
+        self.metrics.socket_clients.labels(self.namespace, "student").inc()
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        if self.students.pop(sid, None) is not None:
+            self.metrics.socket_clients.labels(self.namespace, "student").dec()
+        await super().on_disconnect(sid, reason)
+
+    async def may_view(self, sid: str, session_id: str, exam_id: str | None) -> str | None:
+        student = self.students.get(sid)
+        if student is not None:
+            return None if student.session_id == session_id else "forbidden: 学生端只能查看自己的会话"
+        return await super().may_view(sid, session_id, exam_id)
+
+    def _token(self, sid: str) -> str | None:
+        student = self.students.get(sid)
+        return student.token if student is not None else None
 
     async def on_signal_offer(self, sid: str, data: Any = None) -> dict:
         async def run(req: SignalOffer) -> None:
-            answer = await self.relay.offer(req.session_id, await self._token(sid), req.sdp)
-            await self.enter_room(sid, ev.session_room(req.session_id))
+            answer = await self.relay.offer(req.session_id, self._token(sid), req.sdp)
             await self.emit(ev.SIGNAL_ANSWER, SignalAnswer(session_id=req.session_id, sdp=answer).model_dump(), to=sid)
 
         return await self._signal(sid, SignalOffer, data, run, notify=True)
 
     async def on_signal_ice(self, sid: str, data: Any = None) -> dict:
         async def run(req: SignalIce) -> None:
-            await self.relay.ice(req.session_id, await self._token(sid), req.candidate)
+            await self.relay.ice(req.session_id, self._token(sid), req.candidate)
 
         return await self._signal(sid, SignalIce, data, run)
 
     async def on_signal_close(self, sid: str, data: Any = None) -> dict:
         async def run(req: SignalCloseRequest) -> None:
-            await self.relay.close(req.session_id, await self._token(sid))
+            await self.relay.close(req.session_id, self._token(sid))
             log.info("session %s: student closed the media session (%s)", req.session_id, req.reason or "no reason")
 
         return await self._signal(sid, SignalCloseRequest, data, run)
 
     async def on_session_heartbeat(self, sid: str, data: Any = None) -> dict:
-        """学生端心跳：令牌须属于该会话；记录时间，并让该连接进入会话房间。"""
+        """学生端心跳：令牌须属于该会话；记录时间。"""
 
         async def run(beat: SessionHeartbeat) -> None:
             await self.sessions.heartbeat(beat.session_id)
-            await self.enter_room(sid, ev.session_room(beat.session_id))
 
         _, error = await self._for_session(sid, SessionHeartbeat, data, run)
         return HeartbeatAck(ok=error is None, error=error).model_dump()
@@ -200,7 +366,7 @@ class StudentNamespace(StreamNamespace):
         req = None
         try:
             req = model.model_validate(data if data is not None else {})
-            await self.relay.authorize(req.session_id, await self._token(sid))
+            await self.relay.authorize(self._own(sid, req.session_id), self._token(sid))
             await run(req)
         except ValidationError as exc:
             return req, _first_error(exc)
@@ -221,6 +387,7 @@ class StudentNamespace(StreamNamespace):
         except ValidationError as exc:
             return SignalAck(ok=False, reason="bad_request", error=_first_error(exc)).model_dump()
         try:
+            self._own(sid, req.session_id)
             await run(req)
         except SignalingError as exc:
             log.info("%s for session %s refused: %s (%s)", model.__name__, req.session_id, exc.reason, exc.detail)
@@ -231,3 +398,12 @@ class StudentNamespace(StreamNamespace):
         except RedisError as exc:
             return SignalAck(ok=False, reason="server_unavailable", error=str(exc)).model_dump()
         return SignalAck(ok=True).model_dump()
+
+    def _own(self, sid: str, session_id: str) -> str:
+        """学生连接只能为自己的会话发事件；否则 :class:`SignalingError`。"""
+        student = self.students.get(sid)
+        if student is None:
+            raise SignalingError("forbidden", "该连接没有推流令牌（学生端连接时 auth.publish_token）")
+        if student.session_id != session_id:
+            raise SignalingError("forbidden", "推流令牌不属于该会话")
+        return session_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import cast
 
 from shared.api import (
@@ -13,6 +14,7 @@ from shared.api import (
     SessionReport,
     SessionStatus,
     StateTransition,
+    Viewer,
 )
 from shared.keys import as_text
 from shared.messages import iso_utc
@@ -32,7 +34,11 @@ def current_status(info: SessionInfo, aggregate: dict) -> SessionStatus:
 
 
 def build_report(
-    info: SessionInfo, aggregate: dict, episodes: list[bytes | str], transitions: list[bytes | str]
+    info: SessionInfo,
+    aggregate: dict,
+    episodes: list[bytes | str],
+    transitions: list[bytes | str],
+    viewers: Sequence[bytes | str] = (),
 ) -> SessionReport:
     raw = {as_text(k): as_text(v) for k, v in aggregate.items()}
     nums = {k: float(v) for k, v in raw.items() if k != "state"}
@@ -74,6 +80,7 @@ def build_report(
             degraded_episodes=sum(t.state == "DEGRADED" for t in changes),
         ),
         transitions=changes,
+        viewers=sorted((Viewer.model_validate_json(v) for v in viewers), key=lambda v: (v.first_at, v.teacher)),
     )
 
 

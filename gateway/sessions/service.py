@@ -11,7 +11,7 @@ import httpx
 import socketio
 
 from shared import events as ev
-from shared.api import CreateSessionRequest, CreateSessionResponse, SessionInfo, SessionReport
+from shared.api import CreateSessionRequest, CreateSessionResponse, SessionBase, SessionInfo, SessionReport
 from shared.messages import SignalClose
 from shared.settings import Settings
 from shared.streams import redact_url
@@ -50,13 +50,14 @@ class SessionService:
         这两种情况都不创建会话）。响应里的地址不含密码。"""
         if req.rtsp_url:
             await self.streams.check_startable(requested_stream_name(req), req.rtsp_url)
-        info = await self.sessions.create(req, self.settings.publish_token_ttl_s)
+        info, token = await self.sessions.create(req, self.settings.publish_token_ttl_s)
         started = False
         if req.rtsp_url:
             await self.streams.start(info.stream_name, req.rtsp_url, info.session_id)
             started = True
+        public = SessionBase.model_validate(info, from_attributes=True).model_dump()
         shown = redact_url(info.rtsp_url) if info.rtsp_url else None
-        return CreateSessionResponse(**{**info.model_dump(), "rtsp_url": shown}, stream_started=started)
+        return CreateSessionResponse(**{**public, "rtsp_url": shown}, publish_token=token, stream_started=started)
 
     async def heartbeat(self, session_id: str) -> None:
         """记录学生端心跳；会话不存在或已结束时 NotFound。"""
@@ -98,7 +99,7 @@ class SessionService:
             await self.streams.stop_for_end(info.stream_name)
             info = await self.sessions.mark_ended(info, reason)  # 并发结束时得到先结束者的记录
         report = await self.reports.build(info)
-        await self.reports.persist(report, self.settings.report_retention_days * 86400)
+        await self.reports.persist(report, self.settings.report_retention_days * 86400, info.publish_token_sha256)
         return info, report
 
     async def _kick_publisher(self, session_id: str, stream_name: str) -> None:

@@ -33,7 +33,14 @@ class StreamService:
         self._check_host(rtsp_url)
         if session_id is None:
             session_id = await self.sessions.resolve(stream_name)
-        job = StreamJob(stream_name=stream_name, rtsp_url=rtsp_url, session_id=session_id, created_at=iso_utc(time.time()))
+        info = await self.sessions.get(session_id)
+        job = StreamJob(
+            stream_name=stream_name,
+            rtsp_url=rtsp_url,
+            session_id=session_id,
+            created_at=iso_utc(time.time()),
+            exam_id=info.exam_id if info is not None else None,
+        )
         if await self.streams.add(job):
             return job, True
         existing = await self.streams.job(stream_name)

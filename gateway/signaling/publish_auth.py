@@ -9,20 +9,17 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from shared.api import MediaMtxAuthRequest, SessionInfo
+
+from ..auth.hashing import matches_digest, same_secret
 
 READ_ACTIONS = ("read", "playback")
 
 
 def _timestamp(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def same_secret(a: str, b: str) -> bool:
-    return secrets.compare_digest(a.encode(), b.encode())
 
 
 def check_publish_token(info: SessionInfo | None, token: str | None, now: float, for_publish: bool = True) -> str | None:
@@ -34,7 +31,7 @@ def check_publish_token(info: SessionInfo | None, token: str | None, now: float,
         return "session_not_found"
     if info.status == "ENDED":
         return "session_ended"
-    if not token or not same_secret(token, info.publish_token):
+    if not matches_digest(token, info.publish_token_sha256):
         return "invalid_token"
     if for_publish and info.publish_token_expires_at and now >= _timestamp(info.publish_token_expires_at):
         return "token_expired"

@@ -16,9 +16,10 @@ from shared.api import SessionInfo, WhipResource
 from shared.messages import IceCandidate
 from shared.settings import Settings
 
+from ..auth.hashing import matches_digest
 from ..store.sessions import SessionStore
 from ..store.whip import WhipStore
-from .publish_auth import check_publish_token, same_secret
+from .publish_auth import check_publish_token
 from .sdp import OfferRejected, ice_fragment, parse_offer
 from .whip import WhipClient, WhipError
 
@@ -54,17 +55,17 @@ class SignalingRelay:
             raise SignalingError("offer_invalid", str(exc)) from None
         whip = self._client()
         try:
-            session = await whip.publish(info.stream_name, sdp, info.publish_token)
+            session = await whip.publish(info.stream_name, sdp, token or "")
         except WhipError as exc:
             raise SignalingError(exc.reason, f"媒体服务器拒绝或不可达：{exc.detail}") from None
         old = await self.resources.set(session_id, WhipResource(location=session.location, offer=summary))
         if old is not None and old.location != session.location:
-            await self._delete_quietly(old, info.publish_token)
+            await self._delete_quietly(old, token)
         await self.sessions.mark_active(session_id)
         return session.answer_sdp
 
     async def ice(self, session_id: str, token: str | None, candidate: IceCandidate) -> None:
-        info = await self.authorize(session_id, token)
+        await self.authorize(session_id, token)
         resource = await self.resources.get(session_id)
         if resource is None:
             raise SignalingError("no_media_session", "还没有已应答的 offer，无法添加候选")
@@ -73,26 +74,27 @@ class SignalingRelay:
         except OfferRejected as exc:
             raise SignalingError("candidate_invalid", str(exc)) from None
         try:
-            await self._client().add_candidates(resource.location, fragment, info.publish_token)
+            await self._client().add_candidates(resource.location, fragment, token or "")
         except WhipError as exc:
             raise SignalingError(exc.reason, exc.detail) from None
 
     async def close(self, session_id: str, token: str | None) -> bool:
         """结束会话当前的 WHIP 资源；没有资源时返回 False。会话已结束也允许（令牌仍须正确）。"""
         info = await self.sessions.get(session_id)
-        if info is None or not token or not same_secret(token, info.publish_token):
+        if info is None or not matches_digest(token, info.publish_token_sha256):
             raise SignalingError("invalid_token", _REASON_TEXT["invalid_token"])
-        return await self.release(info)
+        return await self.release(info, token)
 
-    async def release(self, info: SessionInfo) -> bool:
-        """结束会话的 WHIP 资源（学生端关闭、会话结束时调用）。"""
+    async def release(self, info: SessionInfo, token: str | None = None) -> bool:
+        """结束会话的 WHIP 资源（学生端关闭时带它的令牌；会话结束时网关没有令牌，不带凭据 DELETE，
+        MediaMTX 拒绝时由结束会话随后经 MediaMTX API 踢掉发布端）。"""
         resource = await self.resources.pop(info.session_id)
         if resource is None:
             return False
-        await self._delete_quietly(resource, info.publish_token)
+        await self._delete_quietly(resource, token)
         return True
 
-    async def _delete_quietly(self, resource: WhipResource, token: str) -> None:
+    async def _delete_quietly(self, resource: WhipResource, token: str | None) -> None:
         if self.whip is None:
             return
         try:

@@ -59,7 +59,7 @@ class WhipClient:
         if resp.status_code not in (200, 204):
             raise WhipError(f"whip_status_{resp.status_code}", _excerpt(resp))
 
-    async def delete(self, location: str, token: str) -> None:
+    async def delete(self, location: str, token: str | None) -> None:
         """结束 WHIP 会话；资源已不存在（404）视为成功。连不上时有限次重试，超时与 MediaMTX 的错误回答不重试。"""
         resp = await retry_async(
             lambda: self._send("DELETE", location, token, None, None),
@@ -73,9 +73,9 @@ class WhipClient:
             raise WhipError(f"whip_status_{resp.status_code}", _excerpt(resp))
 
     async def _send(
-        self, method: str, url: str, token: str, body: str | None, content_type: str | None
+        self, method: str, url: str, token: str | None, body: str | None, content_type: str | None
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         if content_type:
             headers["Content-Type"] = content_type
         try:

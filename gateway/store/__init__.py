@@ -7,7 +7,9 @@
 - ``pulse``：学生端皮肤颜色样本流；
 - ``replay``：monitor.update 回放缓冲的读取；
 - ``reports``：定稿报告的读取、组装与保存；
-- ``workers``：工作进程状态列表与 Redis 连通检查。
+- ``workers``：工作进程状态列表与 Redis 连通检查；
+- ``grants``：已撤销的教师监控授权；
+- ``viewers``：哪次教师授权看过哪个会话（审计）。
 
 这里只有读写；跨多个存储的流程（结束会话、启停流任务）在 :mod:`gateway.sessions`。
 """
@@ -20,12 +22,14 @@ import redis.asyncio as aioredis
 
 from shared.keys import RedisKeys
 
+from .grants import GrantStore
 from .liveness import LivenessStore
 from .pulse import PulseStore
 from .replay import ReplayStore
 from .reports import ReportStore
 from .sessions import SessionStore
 from .streams import StreamStore
+from .viewers import ViewerStore
 from .whip import WhipStore
 from .workers import WorkerStore
 
@@ -42,6 +46,8 @@ class Stores:
     replay: ReplayStore
     reports: ReportStore
     workers: WorkerStore
+    grants: GrantStore
+    viewers: ViewerStore
 
     @classmethod
     def open(cls, client: aioredis.Redis, keys: RedisKeys) -> Stores:
@@ -55,4 +61,6 @@ class Stores:
             replay=ReplayStore(client, keys),
             reports=ReportStore(client, keys),
             workers=WorkerStore(client, keys),
+            grants=GrantStore(client, keys),
+            viewers=ViewerStore(client, keys),
         )

@@ -1,5 +1,5 @@
 """会话报告：定稿的报告 ``report:<id>``，以及由汇总 ``aggregate:<id>``、异常事件段 ``episodes:<id>``、
-状态变化 ``transitions:<id>`` 组装报告（组装本身是 :mod:`gateway.sessions.report` 的纯函数）。"""
+状态变化 ``transitions:<id>``、审计 ``viewers:<id>`` 组装报告（组装本身是 :mod:`gateway.sessions.report` 的纯函数）。"""
 
 from __future__ import annotations
 
@@ -28,16 +28,20 @@ class ReportStore:
         pipe.hgetall(self.keys.aggregate(sid))
         pipe.lrange(self.keys.episodes(sid), 0, -1)
         pipe.lrange(self.keys.transitions(sid), 0, -1)
-        aggregate, episodes, transitions = await pipe.execute()
-        return build_report(info, aggregate, episodes, transitions)
+        pipe.hvals(self.keys.viewers(sid))
+        aggregate, episodes, transitions, viewers = await pipe.execute()
+        return build_report(info, aggregate, episodes, transitions, viewers)
 
-    async def persist(self, report: SessionReport, retention_s: float) -> None:
-        """保存定稿的报告；报告与会话的其余数据（记录、汇总、事件段、状态变化）一起保留 ``retention_s`` 秒。"""
+    async def persist(self, report: SessionReport, retention_s: float, token_digest: str = "") -> None:
+        """保存定稿的报告；报告与会话的其余数据（记录、汇总、事件段、状态变化、审计、令牌索引）一起保留 ``retention_s`` 秒。"""
         sid = report.session_id
         ttl = max(1, int(retention_s))
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.report(sid), report.model_dump_json(), ex=ttl)
         k = self.keys
-        for key in (k.session(sid), k.aggregate(sid), k.episodes(sid), k.transitions(sid)):
+        keys = [k.session(sid), k.aggregate(sid), k.episodes(sid), k.transitions(sid), k.viewers(sid)]
+        if token_digest:
+            keys.append(k.publish_token(token_digest))
+        for key in keys:
             pipe.expire(key, ttl)
         await pipe.execute()

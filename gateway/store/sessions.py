@@ -15,6 +15,7 @@ from shared.keys import RedisKeys, as_text
 from shared.messages import iso_utc
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
+from ..auth.hashing import token_digest
 from ..errors import Conflict, NotFound
 from .liveness import LivenessStore
 
@@ -25,17 +26,21 @@ class SessionStore:
         self.keys = keys
         self.liveness = liveness
 
-    async def create(self, req: CreateSessionRequest, token_ttl_s: float) -> SessionInfo:
-        """新会话：绑定流名（同一流名同时只能属于一个未结束的会话，否则 Conflict），记录 CREATED，进入等待媒体集合。"""
+    async def create(self, req: CreateSessionRequest, token_ttl_s: float) -> tuple[SessionInfo, str]:
+        """新会话：绑定流名（同一流名同时只能属于一个未结束的会话，否则 Conflict），记录 CREATED，进入等待媒体集合。
+
+        返回 (会话记录, 推流令牌)。令牌只在这里出现一次：Redis 里只有它的摘要（记录里与 ``publish_token:<摘要>`` 索引）。"""
         session_id = new_session_id()
         now = time.time()
         stream_name = requested_stream_name(req) or session_id
+        token = secrets.token_urlsafe(24)
+        digest = token_digest(token)
         info = SessionInfo(
             session_id=session_id,
             stream_name=stream_name,
             exam_id=req.exam_id,
             student_id=req.student_id,
-            publish_token=secrets.token_urlsafe(24),
+            publish_token_sha256=digest,
             publish_token_expires_at=iso_utc(now + token_ttl_s),
             status="CREATED",
             created_at=iso_utc(now),
@@ -51,12 +56,18 @@ class SessionStore:
             await self.r.set(self.keys.stream_session(stream_name), session_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.session(session_id), info.model_dump_json())
+        pipe.set(self.keys.publish_token(digest), session_id)
         pipe.rpush(self.keys.transitions(session_id), _transition("CREATED", "create_session"))
         self.liveness.await_media(pipe, session_id, int(now * 1000))
         if req.exam_id and req.student_id:
             pipe.set(self.keys.exam_user(req.exam_id.lower(), req.student_id), session_id)
         await pipe.execute()
-        return info
+        return info, token
+
+    async def for_token(self, token: str) -> SessionInfo | None:
+        """推流令牌所属的会话（按摘要查找）；没有时 None。"""
+        bound = await self.r.get(self.keys.publish_token(token_digest(token)))
+        return await self.get(as_text(bound)) if bound else None
 
     async def get(self, session_id: str) -> SessionInfo | None:
         raw = await self.r.get(self.keys.session(session_id))

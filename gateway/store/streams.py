@@ -38,9 +38,9 @@ class StreamStore:
     async def leased(self, stream_name: str) -> bool:
         return bool(await self.r.exists(self.keys.lease(stream_name)))
 
-    async def live_sessions(self) -> list[str]:
-        """正在消费的流所属的会话。"""
-        return sorted({job.session_id for job in await self.jobs()})
+    async def live_sessions(self, exam_id: str | None = None) -> list[str]:
+        """正在消费的流所属的会话（给出 ``exam_id`` 时只要该考试的）。"""
+        return sorted({job.session_id for job in await self.jobs() if exam_id is None or job.exam_id == exam_id})
 
     async def statuses(self, alive: set[str]) -> list[ConsumerStatus]:
         """每个任务的消费状态（按流名排序）：所属进程的上报加上任务信息；``alive`` 是存活的工作进程。"""

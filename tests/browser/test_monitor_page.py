@@ -23,8 +23,9 @@ def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: B
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{stack.base_url}/monitor")
+    page.goto(f"{stack.base_url}/monitor#token={stack.monitor_token()['token']}")
     expect(page.locator("#conn")).to_have_attribute("data-state", "up", timeout=10_000)
+    assert page.url == f"{stack.base_url}/monitor"  # 令牌读出后从地址栏去掉
     face_card = page.locator(f'article[data-session-id="{face_session}"]')
     empty_card = page.locator(f'article[data-session-id="{empty_session}"]')
     expect(face_card.locator('[data-field="face"]')).to_have_text("有人脸", timeout=15_000)
@@ -34,8 +35,8 @@ def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: B
     expect(page.locator("#summary")).to_contain_text("在线 2", timeout=5_000)
     page.screenshot(path=str(tmp_path / "monitor.png"))  # 失败排查用
 
-    # 单会话诊断页：只订阅这一路
-    single = browser.new_page()
+    # 单会话诊断页（同一标签页里打开，令牌在 sessionStorage 中）：只订阅这一路
+    single = page
     single.goto(f"{stack.base_url}/monitor/sessions/{face_session}")
     expect(single.locator(f'article[data-session-id="{face_session}"] [data-field="face"]')).to_have_text(
         "有人脸", timeout=15_000
@@ -43,3 +44,20 @@ def test_monitor_page_shows_live_sessions(stack: Stack, clips: Clips, browser: B
     single.wait_for_timeout(1500)
     assert single.locator("article").count() == 1
     assert errors == []
+
+
+def test_monitor_page_without_a_valid_token_shows_why_and_no_data(stack: Stack, clips: Clips, browser: Browser) -> None:
+    name, _ = stack.publish(clips.face)
+    stack.start_stream(name)
+    stack.recorder(ev.NS_MONITOR).wait_for(ev.MONITOR_UPDATE, timeout=20)  # 数据在流动
+    for suffix, reason, text in [
+        ("", "token_missing", "需要监控令牌"),
+        ("#token=forged.token.value", "token_invalid", "监控令牌无效"),
+    ]:
+        page = browser.new_page()
+        page.goto(f"{stack.base_url}/monitor{suffix}")
+        expect(page.locator("#conn")).to_have_attribute("data-reason", reason, timeout=10_000)
+        expect(page.locator("#conn")).to_contain_text(text)
+        page.wait_for_timeout(1500)
+        assert page.locator("article").count() == 0
+        page.close()

@@ -27,8 +27,9 @@ def _open(browser: Browser, stack: Stack, errors: list[str], session: dict | Non
     """打开学生端演示页；给出会话时预填它的 session_id 与推流令牌。"""
     page = browser.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    query = f"&session_id={session['session_id']}&publish_token={session['publish_token']}" if session else ""
+    query = f"&session_id={session['session_id']}#publish_token={session['publish_token']}" if session else ""
     page.goto(f"{stack.base_url}/student-demo?retry_base_ms={RETRY_BASE_MS}{query}")
+    assert "publish_token" not in page.url  # 令牌读出后从地址栏去掉
     return page
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from devtools.stack.processes import monitor_token
 from devtools.stack.servers import free_port, port_is_free
 from shared import events as ev
 from tests.helpers import Recorder, wait_until
@@ -46,7 +47,8 @@ def test_make_run_serves_live_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         def connect() -> Recorder | None:
             assert proc.poll() is None, (tmp_path / "make-run.log").read_text()
             try:
-                return Recorder(base, ev.NS_MONITOR)
+                token = monitor_token(base, "make-run-test-key", teacher="make-run-test")["token"]
+                return Recorder(base, ev.NS_MONITOR, auth={"token": token})
             except Exception:  # noqa: BLE001 - 网关尚未就绪
                 return None
 

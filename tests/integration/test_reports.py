@@ -109,9 +109,9 @@ def test_silent_student_session_is_cleaned_up_with_reason(stack: Stack) -> None:
     assert student.call(ev.SESSION_HEARTBEAT, {"session_id": "s-unknown"})["ok"] is False
     bad = student.call(ev.SESSION_HEARTBEAT, {"ts": 1})
     assert bad["ok"] is False and "session_id" in bad["error"]
-    stranger = stack.recorder(ev.NS_DEFAULT, auth={"publish_token": "not-the-token"})
+    stranger = stack.student(stack.post("/api/create_session", {}).json())  # 另一个会话的学生端
     refused = stranger.call(ev.SESSION_HEARTBEAT, {"session_id": session_id})
-    assert refused["ok"] is False and refused["error"].startswith("invalid_token")
+    assert refused["ok"] is False and refused["error"].startswith("forbidden")
     beats = Heartbeats(student, session_id)
     beats.start()
     time.sleep(HEARTBEAT_TIMEOUT_S + 1.0)

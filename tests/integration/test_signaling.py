@@ -21,8 +21,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from devtools.stack.servers import RtspServer, free_port
 from shared import events as ev
-from tests.conftest import Clips, Stack
-from tests.helpers import wait_until
+from tests.conftest import MEDIAMTX_AUTH_SECRET, Clips, Stack
+from tests.helpers import connect_refusal, wait_until
 from tests.standins.mediamtx_api import MediaMtxApiStandin
 from tests.standins.whip_server import WhipStandin
 
@@ -79,7 +79,7 @@ def _auth(stack: Stack, **request: str | None) -> httpx.Response:
     """按 MediaMTX v1.20 authMethod: http 的请求形状调用鉴权接口（不带 API Key）。"""
     body = {"ip": "192.168.1.20", "user": "", "password": "", "token": "", "protocol": "webrtc", "id": str(uuid.uuid4()),
             "query": "", "userAgent": "Mozilla/5.0", **request}  # fmt: skip
-    return httpx.post(f"{stack.base_url}/api/mediamtx/auth", json=body, timeout=10)
+    return httpx.post(f"{stack.base_url}/api/mediamtx/auth", json=body, auth=("mediamtx", MEDIAMTX_AUTH_SECRET), timeout=10)
 
 
 def test_mediamtx_auth_hook_allows_only_the_right_credentials(stack: Stack) -> None:
@@ -114,23 +114,27 @@ def test_mediamtx_auth_hook_allows_only_the_right_credentials(stack: Stack) -> N
         else:
             assert resp.status_code == 401 and resp.json() == {"allowed": False, "reason": reason}, (request, resp.text)
     assert _auth(stack, action="publish").status_code == 401  # 缺字段按拒绝处理，不是 500
-    assert httpx.post(f"{stack.base_url}/api/mediamtx/auth", json={"path": path}, timeout=10).status_code == 422
+    forged = {"action": "publish", "path": path, "token": token}
+    assert httpx.post(f"{stack.base_url}/api/mediamtx/auth", json={"path": path}, auth=("mediamtx", MEDIAMTX_AUTH_SECRET),
+                      timeout=10).status_code == 422  # fmt: skip
+    for caller in (None, ("mediamtx", "wrong-secret")):  # 不是 MediaMTX（没有共享密钥）：正确的令牌也不放行
+        resp = httpx.post(f"{stack.base_url}/api/mediamtx/auth", json=forged, auth=caller, timeout=10)
+        assert resp.status_code == 401 and resp.json()["reason"] == "caller_not_mediamtx", resp.text
 
 
 def test_offer_with_wrong_other_or_expired_token_is_refused(stack: Stack, whip: WhipStandin) -> None:
     mine, other = _session(stack), _session(stack)
     offer = {"session_id": mine["session_id"], "sdp": aiortc_offer()}
-    for auth, reason in [
-        (None, "invalid_token"),
-        ({"publish_token": "not-a-token"}, "invalid_token"),
-        ({"publish_token": other["publish_token"]}, "invalid_token"),
-    ]:
-        student = stack.recorder(ev.NS_DEFAULT, auth=auth)
-        ack = student.call(ev.SIGNAL_OFFER, offer)
-        assert ack["ok"] is False and ack["reason"] == reason, ack
-        close = student.wait_for(ev.SIGNAL_CLOSE, timeout=5)
-        assert close == {"session_id": mine["session_id"], "reason": reason}
-        assert student.matching(ev.SIGNAL_ANSWER) == []
+    # 没有令牌、令牌不对：连接就被拒绝
+    for auth, reason in [({}, "token_missing"), ({"publish_token": "not-a-token"}, "token_invalid")]:
+        refusal = connect_refusal(stack.base_url, ev.NS_DEFAULT, auth)
+        assert refusal is not None and refusal["data"]["reason"] == reason, refusal
+    # 别人的令牌：连接属于别人的会话，为本会话发的 offer 被拒绝
+    student = stack.student(other)
+    ack = student.call(ev.SIGNAL_OFFER, offer)
+    assert ack["ok"] is False and ack["reason"] == "forbidden", ack
+    assert student.wait_for(ev.SIGNAL_CLOSE, timeout=5) == {"session_id": mine["session_id"], "reason": "forbidden"}
+    assert student.matching(ev.SIGNAL_ANSWER) == []
     # 令牌过期：offer 与 MediaMTX 的 publish 鉴权都拒绝；心跳仍被接受（进行中的考试不受影响）
     student = stack.student(mine)
     time.sleep(max(0.0, TOKEN_TTL_S + 0.5 - _age_s(mine)))
@@ -200,9 +204,9 @@ def test_relay_answers_trickles_and_closes_through_whip(stack: Stack, whip: Whip
     assert student.call(ev.SIGNAL_CLOSE, {"session_id": sid, "reason": "submitted"})["ok"] is True
     sessions = [s for s in whip.stats()["sessions"] if s["path"] == session["stream_name"]]
     assert len(sessions) == 2 and all(s["deleted"] for s in sessions)
-    # 令牌不对的 close 不会结束别人的推流
-    stranger = stack.recorder(ev.NS_DEFAULT, auth={"publish_token": "x"})
-    assert stranger.call(ev.SIGNAL_CLOSE, {"session_id": sid})["reason"] == "invalid_token"
+    # 别的会话的学生端不能结束本会话的推流
+    stranger = stack.student(_session(stack))
+    assert stranger.call(ev.SIGNAL_CLOSE, {"session_id": sid})["reason"] == "forbidden"
 
 
 def _whip_session(whip: WhipStandin, path: str, secret: str | None = None) -> dict:

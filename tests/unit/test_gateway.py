@@ -10,12 +10,16 @@ from typing import cast
 
 import httpx
 import pytest
+import socketio
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import periodic
 from gateway.media.mediamtx import MediaMtxApi
 from gateway.media.paths import PathWatcher
-from gateway.realtime.sockets import StreamNamespace
+from gateway.auth.credentials import Credentials
+from gateway.auth.tokens import Grant
+from gateway.metrics import GatewayMetrics
+from gateway.realtime.sockets import ViewerNamespace
 from gateway.sessions.reaper import reap_once
 from gateway.sessions.service import SessionService
 from gateway.sessions.streams import StreamService
@@ -131,26 +135,50 @@ def test_whip_delete_retries_unreachable_but_not_timeouts_or_refusals() -> None:
     assert caught.value.reason == "whip_status_500" and calls == ["DELETE"]
 
 
+def _viewer_namespace(stores: object, grant: Grant | None = None) -> tuple[ViewerNamespace, list]:
+    """进程内的 /monitor 命名空间：凭据总是给出 ``grant``，后台任务被收集起来由测试自己运行。"""
+
+    class Creds:
+        async def teacher(self, auth: object) -> Grant:
+            assert grant is not None
+            return grant
+
+    tasks: list = []
+    ns = ViewerNamespace(ev.NS_MONITOR, cast(Stores, stores), cast(Credentials, Creds()), Settings(), GatewayMetrics())
+    ns.server = cast(socketio.AsyncServer, types.SimpleNamespace(
+        start_background_task=lambda fn, *args: tasks.append(fn(*args)),
+        manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True),
+    ))
+    return ns, tasks
+
+
 def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """Redis 暂时不可用时 /monitor 的新连接跳过回放，但仍进入 all 房间（否则它此后收不到任何实时事件）。"""
 
     class DownStreams:
-        async def live_sessions(self) -> list[str]:
+        async def live_sessions(self, exam_id: str | None = None) -> list[str]:
             raise RedisConnectionError("redis down")
 
-    class EmptyReplay:
-        async def recent(self, session_ids: list[str]) -> list[dict]:
-            return []
-
-    ns = StreamNamespace(ev.NS_MONITOR, cast(Stores, types.SimpleNamespace(streams=DownStreams(), replay=EmptyReplay())))
+    grant = Grant("g-1", "teacher-1", None, expires_at=2e9, renew_until=2e9)
+    ns, tasks = _viewer_namespace(types.SimpleNamespace(streams=DownStreams()), grant)
     rooms: list[str] = []
+    emitted: list[str] = []
 
     async def enter_room(sid: str, room: str, namespace: str | None = None) -> None:
         rooms.append(room)
 
+    async def emit(event: str, *args: object, **kwargs: object) -> None:
+        emitted.append(event)
+
     monkeypatch.setattr(ns, "enter_room", enter_room)
-    asyncio.run(ns.on_connect("sid-1", {}))
-    assert rooms == [ev.ALL_ROOM]
+    monkeypatch.setattr(ns, "emit", emit)
+
+    async def connect_then_replay() -> None:
+        await ns.on_connect("sid-1", {}, {"token": "x"})
+        await asyncio.gather(*tasks)
+
+    asyncio.run(connect_then_replay())
+    assert rooms == [ev.ALL_ROOM] and emitted == []
 
 
 def test_subscribe_while_redis_is_down_gets_an_error_ack_instead_of_none() -> None:
@@ -161,7 +189,7 @@ def test_subscribe_while_redis_is_down_gets_an_error_ack_instead_of_none() -> No
         async def resolve(self, stream_name: str) -> str:
             raise RedisConnectionError("redis down")
 
-    ns = StreamNamespace(ev.NS_MONITOR, cast(Stores, types.SimpleNamespace(sessions=DownSessions())))
+    ns, _ = _viewer_namespace(types.SimpleNamespace(sessions=DownSessions()))
     for request in ({"session_id": "3f2b8c1e-0000-4000-8000-000000000001"}, {"stream_name": "exam-a-user-1"}):
         ack = asyncio.run(ns.on_monitor_subscribe("sid-1", request))
         assert ack["ok"] is False and ack["error"].startswith("server_unavailable"), ack

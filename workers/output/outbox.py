@@ -48,7 +48,7 @@ class Outbox:
         )
         emotion = build_emotion_event(job.session_id, job.stream_name, snap)
         heart = build_heart_rate_event(job.session_id, job.stream_name, snap) if state.throttle.heart_rate_due(now) else None
-        batch = routing.route(job.stream_name, update, emotion, heart)
+        batch = routing.route(job.stream_name, update, emotion, heart, job.exam_id)
         roi = state.roi_due(now) if job.session_id else None
         if roi is not None:
             batch.append(routing.ppg_roi(job.session_id, *roi))

@@ -18,17 +18,21 @@ class Emission:
 
 
 def route(
-    stream_name: str, update: MonitorUpdate, emotion: StreamResultEvent, heart_rate: HeartRateEvent | None = None
+    stream_name: str,
+    update: MonitorUpdate,
+    emotion: StreamResultEvent,
+    heart_rate: HeartRateEvent | None = None,
+    exam_id: str | None = None,
 ) -> list[Emission]:
-    """一次分析之后该流的事件：
+    """一次分析之后该流的事件（“广播”指 ``ALL_ROOM`` 与该流所属考试的 ``exam_room``，即未收窄的教师连接）：
 
-    - ``monitor.update``：/monitor 的全部未收窄连接与该流房间；默认命名空间中该流房间；
+    - ``monitor.update``：/monitor 的广播与该流房间；默认命名空间中该流房间；
     - ``video_emotion_result`` / ``rtsp_video_analysis``（及心率的 ``heart_rate_result`` /
-      ``rtsp_heart_rate_analysis``）：两个命名空间的全部未收窄连接与该流房间；
+      ``rtsp_heart_rate_analysis``）：两个命名空间的广播与该流房间；
     - ``student.emotion`` / ``student.heart_rate``：两个命名空间中该流房间。
     """
     room = ev.stream_room(stream_name)
-    both = [ev.ALL_ROOM, room]
+    both = [ev.ALL_ROOM, room] + ([ev.exam_room(exam_id)] if exam_id else [])
     update_data = update.model_dump(mode="json")
     out = [
         Emission(ev.MONITOR_UPDATE, update_data, ev.NS_MONITOR, both),

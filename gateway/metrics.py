@@ -1,0 +1,36 @@
+"""网关的 Prometheus 指标（``/metrics``）。指标对象挂在各自的注册表上、由 ``create_app`` 创建一份，没有模块级实例。
+
+标签都是有界的（原因代码、命名空间、接口名），不含会话或教师标识。"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.auth_refusals = Counter(
+            "proctor_gateway_auth_refusals_total",
+            "被拒绝的鉴权（REST API Key、监控令牌、推流令牌、MediaMTX 回调），按入口与原因",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
+        self.socket_events_refused = Counter(
+            "proctor_gateway_socketio_events_refused_total",
+            "未处理的 Socket.IO 客户端事件（保留名、格式错误、超限），按原因",
+            ["namespace", "reason"],
+            registry=self.registry,
+        )
+        self.socket_disconnects = Counter(
+            "proctor_gateway_socketio_forced_disconnects_total",
+            "网关主动断开的 Socket.IO 连接，按原因（rate_limited、token_expired、token_revoked）",
+            ["namespace", "reason"],
+            registry=self.registry,
+        )
+        self.socket_clients = Gauge(
+            "proctor_gateway_socketio_clients",
+            "本网关实例上的 Socket.IO 连接数，按命名空间与角色（teacher / student）",
+            ["namespace", "role"],
+            registry=self.registry,
+        )

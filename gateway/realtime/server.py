@@ -1,0 +1,95 @@
+"""``GuardedServer``：在 python-socketio 的服务器上加一层客户端事件的把关，所有命名空间共用。
+
+- 事件名必须是字符串且不是保留名（``connect``、``disconnect`` 等）：客户端发来的 ``connect`` 事件不会再次
+  触发连接处理；这类事件被忽略（带 ack 时回 ``{ok: false, error}``）。
+- 每个连接一个令牌桶（``SOCKET_EVENTS_PER_S``，可突发到 2 倍）：超限的事件不处理，ack ``rate_limited``，
+  并（每秒至多一次）发 ``rate_limited`` 事件告知；超限持续约 ``FLOOD_GRACE_S`` 秒仍不停的连接被断开。
+- 单条消息的大小由 Engine.IO 的 ``max_http_buffer_size`` 限制（超过即断开该连接）。
+
+用法::
+
+    sio = GuardedServer(events_per_s=20, metrics=metrics, async_mode="asgi", max_http_buffer_size=65536)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import socketio
+from socketio import packet
+
+from shared import events as ev
+
+from ..auth.limits import TokenBucket
+from ..metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+# 连续超限多少秒后断开
+FLOOD_GRACE_S = 3.0
+
+
+class _Flow:
+    """一个连接的限速状态。"""
+
+    def __init__(self, rate: float) -> None:
+        self.bucket = TokenBucket(rate, 2 * rate)
+        self.refused_since: float | None = None
+        self.notified_at = 0.0
+
+
+class GuardedServer(socketio.AsyncServer):
+    def __init__(self, events_per_s: float, metrics: GatewayMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.events_per_s = events_per_s
+        self.metrics = metrics
+        self._flows: dict[str, _Flow] = {}
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:  # noqa: A002
+        namespace = namespace or "/"
+        name = data[0] if isinstance(data, list) and data else None
+        if not isinstance(name, str) or name in ev.RESERVED_EVENTS:
+            self.metrics.socket_events_refused.labels(namespace, "reserved_or_malformed").inc()
+            log.info("ignored client event %.40r on %s", name, namespace)
+            await self._refuse(eio_sid, namespace, id, "reserved_event", "事件名不合法或是保留名，已忽略")
+            return
+        if not await self._admit(eio_sid, namespace):
+            await self._refuse(eio_sid, namespace, id, "rate_limited", "发送太快，事件未处理")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    async def _admit(self, eio_sid: str, namespace: str) -> bool:
+        """令牌桶放行返回 True；超限返回 False（持续超限时断开该连接）。"""
+        now = time.monotonic()
+        key = f"{eio_sid}{namespace}"
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = self._flows[key] = _Flow(self.events_per_s)
+        if flow.bucket.allow(now):
+            flow.refused_since = None
+            return True
+        self.metrics.socket_events_refused.labels(namespace, "rate_limited").inc()
+        if flow.refused_since is None:
+            flow.refused_since = now
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if now - flow.notified_at >= 1.0 and sid is not None:
+            flow.notified_at = now
+            await self.emit(ev.RATE_LIMITED, {"error": "发送太快，超出的事件不会被处理；持续超限将断开连接"}, to=sid,
+                            namespace=namespace)
+        if now - flow.refused_since >= FLOOD_GRACE_S and sid is not None:
+            log.warning("disconnecting %s on %s: event flood", sid, namespace)
+            self.metrics.socket_disconnects.labels(namespace, "rate_limited").inc()
+            self._flows.pop(key, None)
+            await self.disconnect(sid, namespace=namespace)
+        return False
+
+    async def _refuse(self, eio_sid: str, namespace: str, id: int | None, reason: str, error: str) -> None:
+        if id is not None:
+            body = {"ok": False, "reason": reason, "error": error}
+            await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body]))
+
+    async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
+        self._flows.pop(f"{eio_sid}{namespace or '/'}", None)
+        await super()._handle_disconnect(eio_sid, namespace, reason)
