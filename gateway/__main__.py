@@ -23,6 +23,7 @@ def main() -> None:
         port=settings.gateway_port,
         log_level=settings.log_level.lower(),
         ws="websockets-sansio",
+        ws_max_size=settings.socket_max_message_bytes + 1024,  # 超大的 WebSocket 消息在读完之前就被拒绝
         timeout_graceful_shutdown=5,
     )
 

@@ -113,6 +113,7 @@ class Stack:
     recorders: list[Recorder] = field(default_factory=list)
     publishers: list[ClipPublisher] = field(default_factory=list)
     streams: list[str] = field(default_factory=list)
+    log_path: Path | None = None  # 网关与工作进程的输出写到这个文件（模块变量 LOG_TO_FILE）
 
     @property
     def headers(self) -> dict[str, str]:
@@ -181,7 +182,11 @@ class Stack:
 
 
 def _make_stack(
-    redis_server: EmbeddedRedis, rtsp: RtspServer, processes: int, extra_env: dict[str, str] | None = None
+    redis_server: EmbeddedRedis,
+    rtsp: RtspServer,
+    processes: int,
+    extra_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> Stack:
     port = free_port()
     env = python_env(
@@ -195,10 +200,12 @@ def _make_stack(
         GATEWAY_PORT=str(port),
         LOG_LEVEL="INFO",
     )
-    gateway = start_gateway(env)
-    workers = start_workers(env, processes) if processes else None
+    log = log_path.open("ab") if log_path is not None else None
+    gateway = start_gateway(env, log)
+    workers = start_workers(env, processes, log) if processes else None
     stack = Stack(
-        base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp, redis=redis_server, env=env
+        base_url=f"http://127.0.0.1:{port}", gateway=gateway, workers=workers, rtsp=rtsp, redis=redis_server, env=env,
+        log_path=log_path,
     )
     try:
         wait_healthy(stack.base_url, gateway, timeout=60, workers=processes)
@@ -219,7 +226,8 @@ def stack(
 ) -> Iterator[Stack]:
     """模块级：网关 + 工作进程。模块变量：WORKER_PROCESSES（进程数，默认 2）、WORKER_ENV（额外环境变量，
     或以 RTSP 服务器为参数返回它的函数）、
-    OWN_REDIS（为 True 时用本模块独占的 Redis，测试可以重启它；否则用会话共享的 Redis）。"""
+    OWN_REDIS（为 True 时用本模块独占的 Redis，测试可以重启它；否则用会话共享的 Redis）、
+    LOG_TO_FILE（为 True 时网关与工作进程的输出写到 ``stack.log_path``）。"""
     processes = getattr(request.module, "WORKER_PROCESSES", 2)
     own = getattr(request.module, "OWN_REDIS", False)
     redis = EmbeddedRedis(tmp_path_factory.mktemp("redis-own")).start() if own else request.getfixturevalue("redis_server")
@@ -227,7 +235,8 @@ def stack(
         env = getattr(request.module, "WORKER_ENV", None)
         if callable(env):  # 依赖 RTSP 服务器端口的配置：WORKER_ENV(rtsp_server) -> dict
             env = env(rtsp_server)
-        s = _make_stack(redis, rtsp_server, processes, env)
+        log_path = tmp_path_factory.mktemp("logs") / "stack.log" if getattr(request.module, "LOG_TO_FILE", False) else None
+        s = _make_stack(redis, rtsp_server, processes, env, log_path)
         yield s
         _teardown(s)
     finally:

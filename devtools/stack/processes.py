@@ -6,18 +6,21 @@ import secrets
 import subprocess
 import sys
 import time
+from typing import IO
 
 import httpx
 
 from .servers import stop_process
 
 
-def start_gateway(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
+def start_gateway(env: dict[str, str], log: IO[bytes] | None = None) -> subprocess.Popen:
+    """``log``：输出（stdout 与 stderr）写到这里；None 时继承本进程的。"""
+    return subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=log and subprocess.STDOUT)
 
 
-def start_workers(env: dict[str, str], processes: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "workers", "--processes", str(processes)], env=env)
+def start_workers(env: dict[str, str], processes: int, log: IO[bytes] | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "workers", "--processes", str(processes)]
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log and subprocess.STDOUT)
 
 
 def wait_healthy(base_url: str, proc: subprocess.Popen, timeout: float = 30.0, workers: int = 0) -> dict:

@@ -1,10 +1,11 @@
 """``GuardedServer``：在 python-socketio 的服务器上加一层客户端事件的把关，所有命名空间共用。
 
+- 格式错误的包只记一行日志并计数（没有异常回溯）；连接请求与事件一样计入限速。
 - 事件名必须是字符串且不是保留名（``connect``、``disconnect`` 等）：客户端发来的 ``connect`` 事件不会再次
   触发连接处理；这类事件被忽略（带 ack 时回 ``{ok: false, error}``）。
 - 每个连接一个令牌桶（``SOCKET_EVENTS_PER_S``，可突发到 2 倍）：超限的事件不处理，ack ``rate_limited``，
-  并（每秒至多一次）发 ``rate_limited`` 事件告知；超限持续约 ``FLOOD_GRACE_S`` 秒仍不停的连接被断开。
-- 单条消息的大小由 Engine.IO 的 ``max_http_buffer_size`` 限制（超过即断开该连接）。
+  并（每秒至多一次）发 ``rate_limited`` 事件告知；超限持续约 ``FLOOD_GRACE_S`` 秒仍不停的连接被关闭（整条传输连接）。
+- 单条消息的大小由 Engine.IO 的 ``max_http_buffer_size``（与 uvicorn 的 ``ws_max_size``）限制，超过即关闭该连接。
 
 用法::
 
@@ -47,6 +48,22 @@ class GuardedServer(socketio.AsyncServer):
         self.metrics = metrics
         self._flows: dict[str, _Flow] = {}
 
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """格式错误的包（不是 JSON、未知的包类型、意外的二进制包）只记一行并计数，不留异常回溯、不影响连接。"""
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            self.metrics.socket_events_refused.labels("-", "malformed_packet").inc()
+            log.info("malformed Socket.IO packet from %s ignored: %s", eio_sid, str(exc)[:120])
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        # 连接请求也计入限速：每次连接都要校验令牌（可能查 Redis）
+        if not await self._admit(eio_sid, namespace or "/"):
+            error = {"message": "连接请求太频繁", "data": {"reason": "rate_limited"}}
+            await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=error, namespace=namespace))
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:  # noqa: A002
         namespace = namespace or "/"
         name = data[0] if isinstance(data, list) and data else None
@@ -78,11 +95,11 @@ class GuardedServer(socketio.AsyncServer):
             flow.notified_at = now
             await self.emit(ev.RATE_LIMITED, {"error": "发送太快，超出的事件不会被处理；持续超限将断开连接"}, to=sid,
                             namespace=namespace)
-        if now - flow.refused_since >= FLOOD_GRACE_S and sid is not None:
-            log.warning("disconnecting %s on %s: event flood", sid, namespace)
+        if now - flow.refused_since >= FLOOD_GRACE_S:
+            log.warning("closing connection %s: event flood on %s", sid or eio_sid, namespace)
             self.metrics.socket_disconnects.labels(namespace, "rate_limited").inc()
             self._flows.pop(key, None)
-            await self.disconnect(sid, namespace=namespace)
+            await self.eio.disconnect(eio_sid)  # 关掉整条传输连接，而不只是这个命名空间
         return False
 
     async def _refuse(self, eio_sid: str, namespace: str, id: int | None, reason: str, error: str) -> None:

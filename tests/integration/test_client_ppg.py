@@ -155,7 +155,7 @@ def test_browser_samples_the_camera_before_encoding_and_heart_rate_reaches_the_m
             first_after_s = time.monotonic() - face_at
             # 教师监控页上同一会话的心率标明来自学生端采样
             teacher = browser.new_page()
-            teacher.goto(f"{stack.base_url}/monitor")
+            teacher.goto(f"{stack.base_url}/monitor#token={stack.monitor_token()['token']}")
             hr_cell = teacher.locator(f'article[data-session-id="{sid}"] [data-field="hr"]')
             expect(hr_cell).to_contain_text("学生端采样", timeout=10_000)
             time.sleep(6)

@@ -14,10 +14,10 @@ import socketio
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import periodic
-from gateway.media.mediamtx import MediaMtxApi
-from gateway.media.paths import PathWatcher
 from gateway.auth.credentials import Credentials
 from gateway.auth.tokens import Grant
+from gateway.media.mediamtx import MediaMtxApi
+from gateway.media.paths import PathWatcher
 from gateway.metrics import GatewayMetrics
 from gateway.realtime.sockets import ViewerNamespace
 from gateway.sessions.reaper import reap_once
