@@ -54,12 +54,12 @@ class MonitorTokens:
 
     def issue(self, teacher: str, exam_id: str | None = None, ttl_s: float | None = None) -> tuple[str, Grant]:
         now = time.time()
-        renew_until = now + self.max_age_s
+        renew_until = float(int(now + self.max_age_s))  # 令牌里的时刻是整秒
         grant = Grant(
             grant_id=secrets.token_hex(12),
             teacher=teacher,
             exam_id=exam_id,
-            expires_at=min(now + (ttl_s or self.ttl_s), renew_until),
+            expires_at=min(float(int(now + (ttl_s or self.ttl_s))), renew_until),
             renew_until=renew_until,
         )
         return self._sign(grant), grant
@@ -69,7 +69,8 @@ class MonitorTokens:
         now = time.time()
         if now >= grant.renew_until:
             raise TokenRefused("token_expired", "授权已到最长续期时间，请重新打开监控页")
-        renewed = Grant(grant.grant_id, grant.teacher, grant.exam_id, min(now + self.ttl_s, grant.renew_until), grant.renew_until)
+        expires = min(float(int(now + self.ttl_s)), grant.renew_until)
+        renewed = Grant(grant.grant_id, grant.teacher, grant.exam_id, expires, grant.renew_until)
         return self._sign(renewed), renewed
 
     def verify(self, token: object) -> Grant:
@@ -91,7 +92,7 @@ class MonitorTokens:
     def _sign(self, grant: Grant) -> str:
         claims = {
             "aud": AUDIENCE, "gid": grant.grant_id, "sub": grant.teacher, "exp": int(grant.expires_at),
-            "renew_until": int(grant.renew_until),
+            "renew_until": int(grant.renew_until), "jti": secrets.token_hex(8),  # 每个令牌都不同，即使同一秒续期
         }
         if grant.exam_id is not None:
             claims["exam"] = grant.exam_id

@@ -37,7 +37,8 @@ class _Flow:
 
     def __init__(self, rate: float) -> None:
         self.bucket = TokenBucket(rate, 2 * rate)
-        self.refused_since: float | None = None
+        self.refused_since: float | None = None  # 这一段连续超限从何时开始（间隔超过 1 秒没有超限即算新的一段）
+        self.refused_at = 0.0
         self.notified_at = 0.0
 
 
@@ -85,11 +86,11 @@ class GuardedServer(socketio.AsyncServer):
         if flow is None:
             flow = self._flows[key] = _Flow(self.events_per_s)
         if flow.bucket.allow(now):
-            flow.refused_since = None
             return True
         self.metrics.socket_events_refused.labels(namespace, "rate_limited").inc()
-        if flow.refused_since is None:
+        if flow.refused_since is None or now - flow.refused_at > 1.0:
             flow.refused_since = now
+        flow.refused_at = now
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if now - flow.notified_at >= 1.0 and sid is not None:
             flow.notified_at = now

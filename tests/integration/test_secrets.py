@@ -86,27 +86,34 @@ def test_no_key_or_token_in_logs_or_in_the_redis_data_directory(stack: Stack, cl
     assert [what for what, needle in secrets.items() if needle in logs] == []
 
 
-def _guess(stack: Stack, token: str, ip: str, path: str = "exam-x-user-1") -> int:
-    body = {"action": "publish", "path": path, "token": token, "ip": ip, "protocol": "webrtc"}
-    return httpx.post(f"{stack.base_url}/api/mediamtx/auth", json=body, auth=("mediamtx", MEDIAMTX_AUTH_SECRET),
-                      timeout=5).status_code  # fmt: skip
+def _allowed_failures(started: float) -> float:
+    """这段时间里限额最多放过的失败次数：一次突发的额度，加上期间按每分钟 FAILURES_PER_MINUTE 恢复的。"""
+    return FAILURES_PER_MINUTE * (1 + (time.monotonic() - started) / 60.0) + 1
 
 
 def test_a_thousand_wrong_publish_tokens_from_one_client_are_rate_limited(stack: Stack) -> None:
     session = stack.post("/api/create_session", {}).json()
     path = session["stream_name"]
-    codes = [_guess(stack, f"guess-{i}", "10.1.2.3", path) for i in range(1000)]
-    assert codes.count(401) <= FAILURES_PER_MINUTE + 2 and codes.count(429) >= 1000 - FAILURES_PER_MINUTE - 2, codes[:30]
-    assert _guess(stack, session["publish_token"], "10.1.2.3", path) == 429  # 被挡住的来源连正确的令牌也不再校验
-    assert _guess(stack, session["publish_token"], "10.1.2.4", path) == 200  # 别的学生不受影响
+    with httpx.Client(base_url=stack.base_url, auth=("mediamtx", MEDIAMTX_AUTH_SECRET), timeout=5) as client:
+
+        def guess(token: str, ip: str) -> int:
+            body = {"action": "publish", "path": path, "token": token, "ip": ip, "protocol": "webrtc"}
+            return client.post("/api/mediamtx/auth", json=body).status_code
+
+        started = time.monotonic()
+        codes = [guess(f"guess-{i}", "10.1.2.3") for i in range(1000)]
+        assert codes.count(401) <= _allowed_failures(started) and codes.count(401) + codes.count(429) == 1000, codes[:30]
+        assert guess(session["publish_token"], "10.1.2.3") == 429  # 被挡住的来源连正确的令牌也不再校验
+        assert guess(session["publish_token"], "10.1.2.4") == 200  # 别的学生不受影响
 
 
 def test_a_thousand_wrong_api_keys_are_rate_limited(stack: Stack) -> None:
     """放在本模块最后：之后本机（127.0.0.1）对这个网关的 REST 调用都会被 429 挡住约一分钟。"""
     assert stack.get("/api/rtsp/status").status_code == 200
     with httpx.Client(base_url=stack.base_url, timeout=5) as client:
+        started = time.monotonic()
         codes = [client.get("/api/rtsp/status", headers={"X-API-Key": f"guess-{i}"}).status_code for i in range(1000)]
-        assert codes.count(401) <= FAILURES_PER_MINUTE + 2 and codes.count(429) >= 1000 - FAILURES_PER_MINUTE - 2
+        assert codes.count(401) <= _allowed_failures(started) and codes.count(401) + codes.count(429) == 1000
         assert client.get("/api/rtsp/status", headers={"X-API-Key": API_KEY}).status_code == 429
         assert client.get("/api/health").status_code == 200  # 不需要凭据的接口照常
         # 猜 MediaMTX 的共享密钥同样被挡住
