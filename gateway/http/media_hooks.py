@@ -20,7 +20,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from shared.api import MediaMtxAuthRequest, MediaMtxAuthResponse, PathHookRequest, PathHookResponse
 
-from ..auth.hashing import same_secret
+from ..digest import same_secret
 from ..media.paths import PathWatcher
 from ..signaling.publish_auth import decide
 from .api import SettingsDep, StoresDep, errors, note_failure, refuse_if_blocked

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import socketio
 from pydantic import ValidationError
@@ -67,6 +67,7 @@ from ..signaling.relay import SignalingError, SignalingRelay
 from ..store import Stores
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -97,18 +98,19 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self.viewers: dict[str, Grant] = {}  # 本实例上的教师连接
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        await self.admit_teacher(sid, await self._teacher_grant(auth))
+        await self._admit_teacher(sid, await self.checked(self.credentials.teacher(auth)))
 
-    async def _teacher_grant(self, auth: Any) -> Grant:
+    async def checked(self, lookup: Awaitable[T]) -> T:
+        """凭据查找的结果；凭据不可用或 Redis 不可用时拒绝连接（计入指标）。"""
         try:
-            return await self.credentials.teacher(auth)
+            return await lookup
         except TokenRefused as exc:
             self.metrics.auth_refusals.labels(f"socketio{self.namespace}", exc.reason).inc()
             raise _refused(exc.reason, exc.detail) from None
         except RedisError:
             raise _refused("server_unavailable", "服务暂不可用，请稍后重连") from None
 
-    async def admit_teacher(self, sid: str, grant: Grant) -> None:
+    async def _admit_teacher(self, sid: str, grant: Grant) -> None:
         self.viewers[sid] = grant
         await self.enter_room(sid, broadcast_room(grant))
         self.metrics.socket_clients.labels(self.namespace, "teacher").inc()
@@ -294,13 +296,7 @@ class StudentNamespace(ViewerNamespace):
             await super().on_connect(sid, environ, auth)
 
     async def _admit_student(self, sid: str, auth: Any) -> None:
-        try:
-            student = await self.credentials.student(auth)
-        except TokenRefused as exc:
-            self.metrics.auth_refusals.labels("socketio/", exc.reason).inc()
-            raise _refused(exc.reason, exc.detail) from None
-        except RedisError:
-            raise _refused("server_unavailable", "服务暂不可用，请稍后重连") from None
+        student = await self.checked(self.credentials.student(auth))
         self.students[sid] = student
         await self.enter_room(sid, ev.session_room(student.session_id))
         self.metrics.socket_clients.labels(self.namespace, "student").inc()

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shared.api import MediaMtxAuthRequest, SessionInfo
 
-from ..auth.hashing import matches_digest, same_secret
+from ..digest import matches_digest, same_secret
 
 READ_ACTIONS = ("read", "playback")
 

@@ -16,7 +16,7 @@ from shared.api import SessionInfo, WhipResource
 from shared.messages import IceCandidate
 from shared.settings import Settings
 
-from ..auth.hashing import matches_digest
+from ..digest import matches_digest
 from ..store.sessions import SessionStore
 from ..store.whip import WhipStore
 from .publish_auth import check_publish_token

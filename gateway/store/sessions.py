@@ -15,7 +15,7 @@ from shared.keys import RedisKeys, as_text
 from shared.messages import iso_utc
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
-from ..auth.hashing import token_digest
+from ..digest import token_digest
 from ..errors import Conflict, NotFound
 from .liveness import LivenessStore
 

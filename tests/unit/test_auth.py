@@ -8,9 +8,9 @@ import jwt
 import pytest
 
 from gateway.app import create_app
-from gateway.auth.hashing import matches_digest, token_digest
 from gateway.auth.limits import KeyedLimiter
 from gateway.auth.tokens import MonitorTokens, TokenRefused
+from gateway.digest import matches_digest, token_digest
 from shared.settings import Settings
 
 SECRET = "unit-test-monitor-secret-0123456789abcdef"
