@@ -26,6 +26,7 @@ from .auth.limits import KeyedLimiter
 from .auth.tokens import MonitorTokens
 from .http import api, media_hooks, metrics_page, monitor_tokens, pages
 from .http.headers import SecurityHeaders
+from .http.request_metrics import RequestMetrics
 from .media.mediamtx import MediaMtxApi
 from .media.paths import PathWatcher
 from .metrics import GatewayMetrics
@@ -74,6 +75,12 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         for namespace in viewer_namespaces:
             await namespace.expire(time.time())
 
+    async def sample_stats() -> None:
+        up = await stores.workers.ping()
+        metrics.redis_up.set(1 if up else 0)
+        if up:
+            metrics.live_streams.set(len(await stores.streams.jobs()))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -81,6 +88,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
             asyncio.create_task(reap_silent_sessions(sessions, stores.liveness, settings, stop)),
             asyncio.create_task(paths.poll_forever(stop)),
             asyncio.create_task(run_every(VIEWER_CHECK_S, expire_viewers, stop, "viewer token check")),
+            asyncio.create_task(run_every(VIEWER_CHECK_S, sample_stats, stop, "gateway stats")),
         ]
         yield
         stop.set()
@@ -93,6 +101,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     docs = "/docs" if settings.api_docs else None
     app = FastAPI(title="AI 监考服务网关", version="0.1.0", lifespan=lifespan, docs_url=docs, redoc_url=None)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.state.settings = settings
     app.state.stores = stores
     app.state.sessions = sessions

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class GatewayMetrics:
@@ -27,6 +29,23 @@ class GatewayMetrics:
             "网关主动断开的 Socket.IO 连接，按原因（rate_limited、token_expired、token_revoked）",
             ["namespace", "reason"],
             registry=self.registry,
+        )
+        self.requests = Histogram(
+            "proctor_gateway_http_request_duration_seconds",
+            "REST 与页面请求的耗时，按路由模板、方法与状态码",
+            ["route", "method", "status"],
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.signaling = Counter(
+            "proctor_gateway_signaling_total",
+            "学生端信令事件的结果，按事件与结果（ok 或原因代码）",
+            ["event", "outcome"],
+            registry=self.registry,
+        )
+        self.redis_up = Gauge("proctor_gateway_redis_up", "网关最近一次检查能否连上 Redis（1 / 0）", registry=self.registry)
+        self.live_streams = Gauge(
+            "proctor_gateway_streams_desired", "期望运行（正在分析或等待分析）的流", registry=self.registry
         )
         self.socket_clients = Gauge(
             "proctor_gateway_socketio_clients",

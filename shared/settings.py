@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")
     lease_ttl_ms: int = Field(3000, ge=500, description="流租约有效期；所属进程失联超过该时间后流可被他人接管")
     claim_interval_ms: int = Field(500, ge=50, description="工作进程认领/续约/对账的周期")
+    worker_metrics_host: str = Field("0.0.0.0", description="监督进程提供 /metrics（全部工作进程的指标）的监听地址")
+    worker_metrics_port: int = Field(9101, ge=0, le=65535, description="监督进程的 /metrics 端口；0 为不提供")
+    worker_metrics_dir: str | None = Field(
+        None, description="多进程指标文件的目录（启动时清空）；默认系统临时目录下按监督进程 PID 新建"
+    )
 
     # --- 拉流 ---
     rtsp_transports: str = Field("tcp,udp", description="依次尝试的 RTSP 传输方式")

@@ -198,6 +198,8 @@ def _make_stack(
         MEDIAMTX_AUTH_SECRET=MEDIAMTX_AUTH_SECRET,
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(port),
+        WORKER_METRICS_HOST="127.0.0.1",
+        WORKER_METRICS_PORT=str(free_port()),
         LOG_LEVEL="INFO",
     )
     log = log_path.open("ab") if log_path is not None else None

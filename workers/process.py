@@ -37,6 +37,8 @@ from .output.report_sink import SessionSink
 from .pipeline.analysis_step import AnalysisLoop
 from .pipeline.client_ppg import ClientPpgReader
 from .pipeline.registry import ConsumerRegistry
+from .stats.gpu import GpuProbe
+from .stats.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +55,21 @@ class WorkerProcess:
         emitter = socketio.RedisManager(
             settings.redis_url, channel=keys.socketio_channel, write_only=True, redis_options=redis_options
         )
-        self.publisher = EventPublisher(emitter, maxsize=settings.publish_queue_size, replay=ReplayBuffer(client, keys))
+        metrics = WorkerMetrics()
+        self.publisher = EventPublisher(
+            emitter, maxsize=settings.publish_queue_size, replay=ReplayBuffer(client, keys), metrics=metrics
+        )
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
         self.speech_emotion = SpeechEmotionService(settings.audio_emotion_model)
-        outbox = Outbox(self.publisher, lambda: self.emotion.ready, lambda: self.speech_emotion.ready)
+        outbox = Outbox(self.publisher, lambda: self.emotion.ready, lambda: self.speech_emotion.ready, metrics)
         registry = ConsumerRegistry()
         wake = threading.Event()
         detector = FaceDetector(settings.face_detect_width, settings.face_min_score)
-        self.analysis = AnalysisLoop(registry, detector, self.emotion, self.speech_emotion, outbox, wake)
+        self.analysis = AnalysisLoop(registry, detector, self.emotion, self.speech_emotion, outbox, wake, metrics)
         self.client_ppg = ClientPpgReader(client, keys, registry.snapshot, self.stop_event)
         leases = Leases(client, keys, self.worker_id, settings.lease_ttl_ms)
-        self.assigner = StreamAssigner(leases, registry, settings, SessionSink(client, keys), outbox, wake)
+        sink = SessionSink(client, keys)
+        self.assigner = StreamAssigner(leases, registry, settings, sink, outbox, wake, metrics, GpuProbe.for_visible_devices())
 
     def run(self) -> None:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)

@@ -1,4 +1,7 @@
-"""监督进程：启动 N 个工作进程，任何一个退出都按退避重启；收到 SIGINT/SIGTERM 时全部停止。"""
+"""监督进程：启动 N 个工作进程，任何一个退出都按退避重启；收到 SIGINT/SIGTERM 时全部停止。
+
+每个槽位可以有自己的环境变量（``slot_env``），例如 GPU 部署时各自的 ``CUDA_VISIBLE_DEVICES``；子进程退出时调用
+``on_exit(pid)``（指标汇总据此清掉该进程的“live”量表）。"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.retry import Backoff
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Slot:
     index: int
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=Supervisor.RESTART_MAX_DELAY_S))
@@ -31,16 +36,25 @@ class Supervisor:
     STABLE_AFTER_S = 30.0
     RESTART_MAX_DELAY_S = 30.0
 
-    def __init__(self, processes: int, command: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        processes: int,
+        command: list[str] | None = None,
+        slot_env: list[dict[str, str]] | None = None,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
         if processes < 1:
             raise ValueError("processes 至少为 1")
+        if slot_env is not None and len(slot_env) != processes:
+            raise ValueError("slot_env 须与进程数一样多")
         self.command = command or [sys.executable, "-m", "workers.process", "--parent-pid", str(os.getpid())]
-        self.slots = [_Slot(i) for i in range(processes)]
+        self.slots = [_Slot(i, (slot_env or [{}] * processes)[i]) for i in range(processes)]
+        self.on_exit = on_exit
         self.stop_event = threading.Event()
 
     def _spawn(self, slot: _Slot) -> None:
         # 每路流一个拉流线程：glibc 默认按线程数开 malloc arena，线程反复创建/结束时 RSS 只涨不落；限制为 2 个
-        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"), **slot.env}
         slot.proc = subprocess.Popen(self.command, env=env)
         slot.started_at = time.monotonic()
         log.info("supervisor: worker slot %d started pid %d", slot.index, slot.proc.pid)
@@ -65,6 +79,8 @@ class Supervisor:
                         "supervisor: worker pid %d exited with %s after %.1fs; restarting in %.1fs",
                         slot.proc.pid, code, lived, delay,
                     )
+                    if self.on_exit is not None:
+                        self.on_exit(slot.proc.pid)
                     slot.proc = None
                     slot.restart_at = now + delay
                 if slot.proc is None and now >= slot.restart_at:
@@ -88,3 +104,11 @@ class Supervisor:
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.slots if s.proc is not None]
+
+    @property
+    def restarts(self) -> int:
+        return sum(s.restarts for s in self.slots)
+
+    @property
+    def alive(self) -> int:
+        return sum(1 for s in self.slots if s.proc is not None and s.proc.poll() is None)

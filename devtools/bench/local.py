@@ -90,6 +90,8 @@ def local_stack(processes: int, **env_overrides: str) -> Iterator[LocalStack]:
         REDIS_URL=redis_server.url,
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(port),
+        WORKER_METRICS_HOST="127.0.0.1",
+        WORKER_METRICS_PORT=str(free_port()),
         LOG_LEVEL="WARNING",
         **env_overrides,
     )

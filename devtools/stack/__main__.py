@@ -23,7 +23,7 @@ from shared.logs import configure_logging
 from shared.settings import Settings
 
 from .processes import gateway_secrets, monitor_token, start_gateway, start_workers, stop_all, wait_healthy
-from .servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, port_is_free, python_env
+from .servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, port_is_free, python_env
 
 log = logging.getLogger("devstack")
 STATE_DIR = Path(os.environ.get("DEVSTACK_DIR", ".devstack"))
@@ -46,6 +46,8 @@ def main() -> None:
             log.info("embedded Redis on %s", redis_server.url)
         overrides.setdefault("API_DOCS", os.environ.get("API_DOCS", "1"))  # 开发机：打开 /docs
         overrides["DEV_MODE"] = os.environ.get("DEV_MODE", "1")  # 开发模式：允许缺少 MediaMTX 密钥等
+        if not os.environ.get("WORKER_METRICS_PORT"):
+            overrides["WORKER_METRICS_PORT"] = str(9101 if port_is_free(9101) else free_port())
         for name, value in gateway_secrets().items():
             if not os.environ.get(name):
                 overrides[name] = value
@@ -68,6 +70,8 @@ def main() -> None:
         # 令牌在 # 之后：不会发给服务器、不进访问日志；页面读出后从地址栏去掉
         print(f"\n监控页面：{base_url}/monitor#token={token}", flush=True)
         print(f"REST 接口文档：{base_url}/docs    X-API-Key: {env['API_KEY']}", flush=True)
+        metrics_port = settings.worker_metrics_port
+        print(f"Prometheus 指标：{base_url}/metrics（网关）  http://{host}:{metrics_port}/metrics（工作进程）", flush=True)
         print("按 Ctrl-C 停止全部服务。\n", flush=True)
         while not stop.wait(1.0):
             for proc, name in ((gateway, "gateway"), (workers, "workers")):

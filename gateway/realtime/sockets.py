@@ -81,6 +81,9 @@ def _refused(reason: str, message: str) -> socketio.exceptions.ConnectionRefused
     return socketio.exceptions.ConnectionRefusedError(message, {"reason": reason})
 
 
+_EVENT_OF: dict[type, str] = {SignalOffer: ev.SIGNAL_OFFER, SignalIce: ev.SIGNAL_ICE, SignalCloseRequest: ev.SIGNAL_CLOSE}
+
+
 def broadcast_room(grant: Grant) -> str:
     return ev.exam_room(grant.exam_id) if grant.exam_id is not None else ev.ALL_ROOM
 
@@ -382,17 +385,21 @@ class StudentNamespace(ViewerNamespace):
             req = model.model_validate(data if data is not None else {})
         except ValidationError as exc:
             return SignalAck(ok=False, reason="bad_request", error=_first_error(exc)).model_dump()
+        event = _EVENT_OF.get(model, model.__name__)
         try:
             self._own(sid, req.session_id)
             await run(req)
         except SignalingError as exc:
+            self.metrics.signaling.labels(event, exc.reason).inc()
             log.info("%s for session %s refused: %s (%s)", model.__name__, req.session_id, exc.reason, exc.detail)
             if notify:
                 close = SignalClose(session_id=req.session_id, reason=exc.reason).model_dump()
                 await self.emit(ev.SIGNAL_CLOSE, close, to=sid)
             return SignalAck(ok=False, reason=exc.reason, error=exc.detail).model_dump()
         except RedisError as exc:
+            self.metrics.signaling.labels(event, "server_unavailable").inc()
             return SignalAck(ok=False, reason="server_unavailable", error=str(exc)).model_dump()
+        self.metrics.signaling.labels(event, "ok").inc()
         return SignalAck(ok=True).model_dump()
 
     def _own(self, sid: str, session_id: str) -> str:

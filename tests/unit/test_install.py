@@ -1,7 +1,8 @@
 """安装步骤（devtools/sysdeps.sh）在全新机器上的行为：只为缺少的程序装 Debian 包，已有 npm 时绝不装 Debian 的 npm。
 
 全新机器由一个目录模拟：PATH 里只有本机程序的符号链接，去掉了项目要装的那些；apt-get 换成记录参数的替身
-（它“安装”一个包就放一个同名程序进去）。另有一项用真实的 ``apt-get install -s`` 证明这份包列表在本机能解析。
+（它“安装”一个包就放一个同名程序进去；prometheus 包另带 promtool）。
+另有一项用真实的 ``apt-get install -s`` 证明这份包列表在本机能解析。
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "devtools" / "sysdeps.sh"
-HIDDEN = ("ffmpeg", "ffprobe", "rtsp-server-perl", "chromium", "espeak-ng", "apt-get")
+HIDDEN = ("ffmpeg", "ffprobe", "rtsp-server-perl", "chromium", "espeak-ng", "promtool", "apt-get")
 
 
 def _makefile_list(name: str) -> list[str]:
@@ -39,7 +40,8 @@ def _fresh_path(tmp_path: Path) -> Path:
         "#!/bin/bash\n"
         f'echo "$*" >> "{tmp_path}/calls"\n'
         'if [ "$1" = install ]; then for p in "$@"; do case "$p" in -*|install) ;; '
-        f'*) printf "#!/bin/sh\\n" > "{bin_dir}/$p"; chmod +x "{bin_dir}/$p";; esac; done; fi\n'
+        f'*) for b in "$p" $([ "$p" = prometheus ] && echo promtool); do '
+        f'printf "#!/bin/sh\\n" > "{bin_dir}/$b"; chmod +x "{bin_dir}/$b"; done;; esac; done; fi\n'
     )
     stub.chmod(0o755)
     return bin_dir
@@ -59,7 +61,7 @@ def test_fresh_machine_gets_only_the_missing_packages_and_never_debian_npm(tmp_p
     install = [c for c in (tmp_path / "calls").read_text().splitlines() if c.startswith("install")]
     assert len(install) == 1
     packages = [a for a in install[0].split() if not a.startswith("-") and a != "install"]
-    assert packages == ["ffmpeg", "rtsp-server-perl", "chromium", "espeak-ng"]
+    assert packages == ["ffmpeg", "rtsp-server-perl", "chromium", "espeak-ng", "prometheus"]
     assert "--no-install-recommends" in install[0]
 
     (tmp_path / "calls").unlink()

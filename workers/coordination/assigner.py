@@ -24,6 +24,9 @@ from ..output.outbox import Outbox
 from ..output.report_sink import SessionSink
 from ..pipeline.consumer import StreamConsumer
 from ..pipeline.registry import ConsumerRegistry
+from ..stats.gpu import GpuProbe
+from ..stats.metrics import WorkerMetrics
+from ..stats.sync import StreamCounters
 from .balance import PeerLoad, plan_claims, plan_release
 from .leases import Leases
 
@@ -42,8 +45,14 @@ class StreamAssigner:
         sink: SessionSink,
         outbox: Outbox,
         wake: threading.Event,
+        metrics: WorkerMetrics,
+        gpu: GpuProbe,
     ) -> None:
         self.leases = leases
+        self.metrics = metrics
+        self.gpu = gpu
+        self.counters = StreamCounters(metrics)
+        self._cpu_ratio = 0.0
         self.registry = registry
         self.settings = settings
         self.sink = sink
@@ -60,6 +69,10 @@ class StreamAssigner:
 
     def tick(self) -> None:
         self.outbox.cpu_util = round(psutil.cpu_percent(None) / 100.0, 3)
+        self.outbox.gpu_util = self.gpu.utilization()
+        self._cpu_ratio = round(self._process.cpu_percent(None) / 100.0, 3)
+        self.metrics.cpu_ratio.set(self._cpu_ratio)
+        self.metrics.rss_bytes.set(self._process.memory_info().rss)
         now_ms = self.leases.server_time_ms()
         desired = self.leases.desired()
         for consumer in self.registry.snapshot():
@@ -72,13 +85,17 @@ class StreamAssigner:
         for name in lost:
             log.warning("worker %s: lease on %s lost, stopping it", self.worker_id, name)
             self.drop(name, release=False)
+            self.metrics.assignments.labels("lost").inc()
         peers = self.leases.heartbeat(self.worker_status(now_ms), now_ms)
         before = self.registry.names()
         self._rebalance(desired, peers)
         self._claim(desired, peers)
         if self.registry.names() != before:
             self.leases.update_status(self.worker_status(now_ms))
-        self.leases.publish_status([c.status(self.worker_id) for c in self.registry.snapshot()])
+        consumers = self.registry.snapshot()
+        self.leases.publish_status([c.status(self.worker_id) for c in consumers])
+        self.counters.update(consumers)
+        self.metrics.active_streams.set(len(consumers))
         if time.monotonic() - self._last_flush >= self.settings.aggregate_flush_s:
             self._last_flush = time.monotonic()
             for consumer in self.registry.snapshot():
@@ -104,6 +121,7 @@ class StreamAssigner:
             log.warning("worker %s: could not release leases on shutdown: %s", self.worker_id, exc)
 
     def drop(self, name: str, release: bool) -> None:
+        self.counters.update(self.registry.snapshot())  # 停止前并入这路流最后的计数
         consumer = self.registry.pop(name)
         if consumer is not None:
             consumer.stop()
@@ -116,6 +134,7 @@ class StreamAssigner:
             # 先刷新自身状态再释放：等待释放的 rtsp/stop 返回后，rtsp/status 里已没有这条流
             self.leases.update_status(self.worker_status(self.leases.server_time_ms()))
             self.leases.release(name)
+            self.metrics.assignments.labels("released").inc()
 
     def _flush(self, consumer: StreamConsumer) -> None:
         """把一路流的会话汇总增量与媒体状态写入 Redis；失败时增量放回，下次再写。"""
@@ -153,9 +172,10 @@ class StreamAssigner:
                 break
             if self.leases.try_claim(name):
                 budget -= 1
-                consumer = StreamConsumer(desired[name], self.settings, self.wake)
+                consumer = StreamConsumer(desired[name], self.settings, self.wake, self.metrics.stage_seconds.labels("decode"))
                 self.registry.add(consumer)
                 consumer.start()
+                self.metrics.assignments.labels("claimed").inc()
                 log.info("worker %s: claimed %s", self.worker_id, name)
 
     def worker_status(self, now_ms: int) -> WorkerStatus:
@@ -167,5 +187,5 @@ class StreamAssigner:
             streams=self.registry.names(),
             alive=True,
             last_seen_ms=now_ms,
-            cpu_util=round(self._process.cpu_percent(None) / 100.0, 3),
+            cpu_util=self._cpu_ratio,
         )

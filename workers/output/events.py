@@ -97,6 +97,7 @@ def build_monitor_update(
     dropped_frames: int,
     emotion_ready: bool,
     audio_emotion_ready: bool = False,
+    gpu_util: float | None = None,
 ) -> MonitorUpdate:
     """``now_wall``：Unix 时间（事件时间戳）。"""
     metrics = metrics_of(snap)
@@ -108,7 +109,7 @@ def build_monitor_update(
         metrics=metrics,
         anomalies=[Anomaly(code=a.code, severity=a.severity, duration_ms=a.duration_ms) for a in snap.anomalies],
         latency_ms=latency_ms,
-        system=SystemMetrics(gpu_util=None, cpu_util=cpu_util, dropped_frames=dropped_frames),
+        system=SystemMetrics(gpu_util=gpu_util, cpu_util=cpu_util, dropped_frames=dropped_frames),
         null_reasons=null_reasons(metrics, snap.ppg, has_audio, audio_emotion_ready),
     )
 

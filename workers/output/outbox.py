@@ -12,6 +12,7 @@ from shared import events as ev
 from shared.api import StreamJob
 
 from ..state.stream_state import StreamState
+from ..stats.metrics import WorkerMetrics
 from . import routing
 from .aggregate import SessionAggregator
 from .events import build_emotion_event, build_heart_rate_event, build_monitor_update
@@ -24,24 +25,32 @@ class Outbox:
         publisher: EventPublisher,
         emotion_ready: Callable[[], bool],
         audio_emotion_ready: Callable[[], bool],
+        metrics: WorkerMetrics,
     ) -> None:
         self.publisher = publisher
+        self.metrics = metrics
         self.emotion_ready = emotion_ready
         self.audio_emotion_ready = audio_emotion_ready
         self.cpu_util: float | None = None  # 协调线程每个周期更新
+        self.gpu_util: float | None = None  # 同上；没有 NVML 时为 None
 
     def stream_update(
         self, job: StreamJob, state: StreamState, aggregate: SessionAggregator, dropped_frames: int, now: float
     ) -> None:
         """该流刚分析完一帧且到了推送时间：发 monitor.update、兼容旧前端的事件与（需要时）``ppg.roi``，并计入会话汇总。"""
         latency_ms = state.mark_published(now)
-        snap = state.snapshot(now)
+        started = time.perf_counter()
+        ppg = state.pulse.heart_rate(now)
+        self.metrics.stage_seconds.labels("rppg").observe(time.perf_counter() - started)
+        self.metrics.frame_to_event.observe(latency_ms / 1000.0)
+        snap = state.snapshot(now, ppg)
         update = build_monitor_update(
             job.session_id,
             snap,
             now_wall=time.time(),
             latency_ms=latency_ms,
             cpu_util=self.cpu_util,
+            gpu_util=self.gpu_util,
             dropped_frames=dropped_frames,
             emotion_ready=self.emotion_ready(),
             audio_emotion_ready=self.audio_emotion_ready(),

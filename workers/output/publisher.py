@@ -17,6 +17,7 @@ import redis
 
 from shared.keys import REPLAY_WINDOW_S, RedisKeys
 
+from ..stats.metrics import WorkerMetrics
 from .routing import Emission
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,12 @@ class ReplayBuffer:
 
 
 class EventPublisher(threading.Thread):
-    def __init__(self, emitter: Emitter, maxsize: int = 256, replay: ReplayBuffer | None = None) -> None:
+    def __init__(
+        self, emitter: Emitter, maxsize: int = 256, replay: ReplayBuffer | None = None, metrics: WorkerMetrics | None = None
+    ) -> None:
         super().__init__(name="publisher", daemon=True)
         self.emitter = emitter
+        self.metrics = metrics
         self.replay = replay
         self._queue: queue.Queue[tuple[list[Emission], tuple[str, dict] | None] | None] = queue.Queue(maxsize=maxsize)
         self.dropped_batches = 0
@@ -63,6 +67,8 @@ class EventPublisher(threading.Thread):
                 try:
                     self._queue.get_nowait()
                     self.dropped_batches += 1
+                    if self.metrics is not None:
+                        self.metrics.publish_dropped.inc()
                 except queue.Empty:
                     pass
 
@@ -80,6 +86,7 @@ class EventPublisher(threading.Thread):
             if entry is None:
                 return
             batch, replay = entry
+            started = time.perf_counter()
             for item in batch:
                 try:
                     self.emitter.emit(item.event, item.data, namespace=item.namespace, room=item.room)
@@ -93,3 +100,6 @@ class EventPublisher(threading.Thread):
                 except redis.RedisError as exc:
                     self.errors += 1
                     log.warning("replay buffer write failed: %s", exc)
+            if self.metrics is not None:
+                self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - started)
+                self.metrics.published.inc()

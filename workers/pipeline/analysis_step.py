@@ -19,6 +19,7 @@ from ..models.emotion import EmotionService
 from ..models.speech import SpeechEmotionService
 from ..output.outbox import Outbox
 from ..state.vision import Observation
+from ..stats.metrics import WorkerMetrics
 from .consumer import StreamConsumer
 from .frames import Frame
 from .registry import ConsumerRegistry
@@ -37,8 +38,10 @@ class AnalysisLoop(threading.Thread):
         speech_emotion: SpeechEmotionService,
         outbox: Outbox,
         wake: threading.Event,
+        metrics: WorkerMetrics,
     ) -> None:
         super().__init__(name="analysis", daemon=True)
+        self.metrics = metrics
         self.registry = registry
         self.detector = detector
         self.emotion = emotion
@@ -79,10 +82,13 @@ class AnalysisLoop(threading.Thread):
             frame = consumer.slot.take()
             if frame is None:
                 continue
+            started = time.perf_counter()
             try:
                 batch.append((consumer, frame, self.detector.detect(frame.image)))
             except Exception:  # noqa: BLE001 - 单路出错不影响其他流
+                self.metrics.inference_errors.labels("face").inc()
                 log.exception("face detection failed on %s", consumer.name)
+            self.metrics.stage_seconds.labels("detect").observe(time.perf_counter() - started)
         return batch
 
     def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
@@ -104,7 +110,15 @@ class AnalysisLoop(threading.Thread):
                 crops.append(face_crop(gray, faces.faces[0], model.input_size))
                 owners.append(i)
         out: list[np.ndarray | None] = [None] * len(batch)
-        probs = self.emotion.predict(crops)
+        started = time.perf_counter()
+        try:
+            probs = self.emotion.predict(crops)
+        except Exception:  # noqa: BLE001 - 情绪推理出错时这一批没有情绪，检测与其余分析照常
+            self.metrics.inference_errors.labels("emotion").inc()
+            log.exception("emotion inference failed")
+            probs = None
+        if crops:
+            self.metrics.stage_seconds.labels("emotion").observe(time.perf_counter() - started)
         if probs is not None:
             for i, p in zip(owners, probs):
                 out[i] = p

@@ -14,7 +14,7 @@ from ..analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
 from ..output.aggregate import Deltas, SessionAggregator
 from ..state.stream_state import StreamState
 from .frames import Frame, FrameSlot
-from .ingest import RtspIngest
+from .ingest import Observer, RtspIngest
 
 
 def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
@@ -26,7 +26,7 @@ def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
 
 
 class StreamConsumer:
-    def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event) -> None:
+    def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event, decode_seconds: Observer | None = None) -> None:
         self.job = job
         self.degraded_after_s = settings.degraded_after_s
         self.aggregate = SessionAggregator()
@@ -50,6 +50,7 @@ class StreamConsumer:
             wake=wake,
             on_frame=self._sample_frame,
             on_audio=self.state.audio.sample,
+            decode_seconds=decode_seconds,
         )
 
     def _sample_frame(self, frame: Frame) -> None:

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import av
@@ -45,6 +46,12 @@ def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[
 AUDIO_RATE = 16000
 
 
+class Observer(Protocol):
+    """记录一次耗时（秒）的对象，如 Prometheus 直方图。"""
+
+    def observe(self, amount: float) -> None: ...
+
+
 class RtspIngest(threading.Thread):
     """拉流线程。``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
     ``on_audio`` （可选）收到 16 kHz 单声道 int16 PCM 片段。"""
@@ -59,8 +66,10 @@ class RtspIngest(threading.Thread):
         wake: threading.Event | None = None,
         on_frame: Callable[[Frame], None] | None = None,
         on_audio: Callable[[np.ndarray], None] | None = None,
+        decode_seconds: Observer | None = None,
     ) -> None:
         super().__init__(name=f"ingest-{stream_name}", daemon=True)
+        self.decode_seconds = decode_seconds  # 每个视频包的解码耗时（Prometheus 直方图）
         self.stream_name = stream_name
         self.url = url
         self._password = urlsplit(url).password
@@ -156,11 +165,14 @@ class RtspIngest(threading.Thread):
                 if packet.stream is audio and resampler is not None:
                     self._handle_audio(packet, resampler)
                     continue
+                started = time.perf_counter()
                 try:
                     frames = packet.decode()
                 except av.InvalidDataError as exc:
                     self.last_error = f"decode: {exc}"
                     continue
+                if self.decode_seconds is not None:
+                    self.decode_seconds.observe(time.perf_counter() - started)
                 for frame in frames:
                     if not isinstance(frame, av.VideoFrame):
                         continue
