@@ -1,18 +1,26 @@
 # 网关与工作进程共用的镜像：docker compose 中用不同的 command 启动。
+# VARIANT=gpu（compose 的 workers 服务）装带 CUDA 库的 TensorFlow，情绪模型在 GPU 上运行；默认 cpu。
+# DeepFace 的情绪权重在构建时下载进镜像（DEEPFACE_HOME=/models），容器运行时从不联网取模型。
 FROM node:20-slim AS dashboard
 WORKDIR /dashboard
 COPY dashboard/package.json dashboard/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 FROM python:3.11-slim
+ARG VARIANT=cpu
+ARG DEEPFACE_WEIGHTS_URL=https://github.com/serengil/deepface_models/releases/download/v1.0/facial_expression_model_weights.h5
 
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEEPFACE_HOME=/models
 WORKDIR /app
+ADD ${DEEPFACE_WEIGHTS_URL} /models/.deepface/weights/facial_expression_model_weights.h5
+RUN chmod -R a+rX /models
 
 # 先装依赖层（只依赖 pyproject.toml），代码变化时不必重装
 COPY pyproject.toml README.md ./
 RUN mkdir -p gateway workers shared && touch gateway/__init__.py workers/__init__.py shared/__init__.py \
-    && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 && pip uninstall -y exam-proctor
+    && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 \
+    && if [ "$VARIANT" = gpu ]; then pip install "tensorflow[and-cuda]" nvidia-ml-py; fi \
+    && pip uninstall -y exam-proctor
 
 COPY shared ./shared
 COPY gateway ./gateway

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS = frozenset({"change-me", "changeme", "secret", "password", "please-change-me", "dev", "test"})
@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         65536, ge=4096, description="Socket.IO 单条消息的最大字节数（须大于 OFFER_MAX_BYTES）；超过即断开该连接"
     )
     stop_wait_s: float = Field(5.0, ge=0, description="rtsp/stop 等待所属工作进程释放流的最长时间")
+    mediamtx_host: str | None = Field(
+        None,
+        description="MediaMTX 的主机名（种子 000 的写法）：给出时 RTSP、API、WHIP 地址按默认端口从它推出"
+        "（rtsp://<主机>:8554、http://<主机>:9997、http://<主机>:8889），明确设置的地址优先",
+    )
     mediamtx_api_url: str | None = Field(
         None,
         description="MediaMTX 控制 API 地址（如 http://mediamtx:9997）；设置后结束会话时踢掉该路径的发布端，"
@@ -139,6 +144,20 @@ class Settings(BaseSettings):
 
     # --- 日志 ---
     log_level: str = Field("INFO", description="日志级别")
+
+    @model_validator(mode="after")
+    def _derive_from_mediamtx_host(self) -> Settings:
+        host = self.mediamtx_host
+        if host:
+            derived = {
+                "mediamtx_rtsp_url": f"rtsp://{host}:8554",
+                "mediamtx_api_url": f"http://{host}:9997",
+                "mediamtx_whip_url": f"http://{host}:8889",
+            }
+            for name, url in derived.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, url)
+        return self
 
     @field_validator("key_prefix")
     @classmethod

@@ -1,5 +1,5 @@
-"""部署文件与文档：compose 符合 Compose 规范、mediamtx.yml 的键都存在于 MediaMTX v1.20 默认配置、
-README 列出全部环境变量。"""
+"""部署文件与文档：compose 符合 Compose 规范（每个服务有健康检查与重启策略、GPU 预留、CPU 变体）、.env.example 列出
+全部变量、mediamtx.yml 的键都存在于 MediaMTX v1.20 默认配置、README 列出全部环境变量。"""
 
 from __future__ import annotations
 
@@ -25,8 +25,30 @@ def test_compose_file_matches_compose_spec() -> None:
     schema = json.loads(_reference("compose-spec.schema.json").read_text())
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     jsonschema.Draft7Validator(schema).validate(compose)  # 该规范声明 draft-07（URL 少了结尾的 #）
-    assert {"redis", "mediamtx", "gateway", "workers"} <= set(compose["services"])
-    assert "--appendonly" in compose["services"]["redis"]["command"]
+    services = compose["services"]
+    assert set(services) == {"redis", "mediamtx", "gateway", "workers", "workers-cpu", "prometheus"}
+    assert "--appendonly" in services["redis"]["command"]
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} 没有健康检查"
+        assert service.get("restart") == "unless-stopped", f"{name} 没有重启策略"
+        for dependency in (service.get("depends_on") or {}).values():
+            assert dependency["condition"] == "service_healthy", name
+    devices = services["workers"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices and devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "--gpus" in services["workers"]["command"] and "--processes" in services["workers-cpu"]["command"]
+    assert services["workers"]["profiles"] == ["gpu"] and services["workers-cpu"]["profiles"] == ["cpu"]
+    assert "workers" in services["workers-cpu"]["networks"]["default"]["aliases"]  # Prometheus 抓 workers:9101
+
+
+def test_env_example_lists_every_variable_the_code_and_compose_read() -> None:
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.M))
+    missing = sorted(name.upper() for name in Settings.model_fields if name.upper() not in listed)
+    assert missing == [], f".env.example 缺少：{missing}"
+    compose_vars = set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    assert sorted(compose_vars - listed) == [], "compose 读取但 .env.example 没有列出的变量"
+    for required in ("API_KEY", "MONITOR_TOKEN_SECRET", "MEDIAMTX_AUTH_SECRET", "MEDIAMTX_READ_PASSWORD", "LAN_IP"):
+        assert re.search(rf"^{required}=", example, flags=re.M), f"{required} 应是未注释的必填项"
 
 
 def _keys(tree: object, prefix: str = "") -> set[str]:
