@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     # --- Redis ---
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 连接地址")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis 连接地址；经 Sentinel（没有单点故障）：redis+sentinel://主机1:26379,主机2:26379/0/mymaster",
+    )
     key_prefix: str = Field("proctor:", description="所有 Redis 键与 Socket.IO 频道的前缀")
     redis_timeout_s: float = Field(3.0, gt=0, description="单次 Redis 操作的套接字超时（秒）")
 

@@ -187,11 +187,13 @@ def _make_stack(
     processes: int,
     extra_env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    redis_url: str | None = None,
 ) -> Stack:
+    """``redis_url``：服务连接 Redis 的地址（默认 ``redis_server.url``；例如经 Sentinel 的地址）。"""
     port = free_port()
     env = python_env(
         **(extra_env or {}),
-        REDIS_URL=redis_server.url,
+        REDIS_URL=redis_url or redis_server.url,
         KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}:",
         API_KEY=API_KEY,
         MONITOR_TOKEN_SECRET=MONITOR_TOKEN_SECRET,

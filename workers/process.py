@@ -22,6 +22,7 @@ import socketio
 
 from shared.keys import RedisKeys
 from shared.logs import configure_logging
+from shared.redis_url import sync_redis
 from shared.retry import Backoff
 from shared.settings import Settings
 
@@ -51,7 +52,7 @@ class WorkerProcess:
         self.stop_event = threading.Event()
         keys = RedisKeys(settings.key_prefix)
         redis_options = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s}
-        client = redis.Redis.from_url(settings.redis_url, **redis_options)
+        client = sync_redis(settings.redis_url, **redis_options)
         emitter = socketio.RedisManager(
             settings.redis_url, channel=keys.socketio_channel, write_only=True, redis_options=redis_options
         )

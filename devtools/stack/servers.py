@@ -114,9 +114,15 @@ class EmbeddedRedis:
     例如测试里另一个网络命名空间能到达的 veth 地址）。"""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, appendonly: bool = True, extra_bind: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        appendonly: bool = True,
+        extra_bind: tuple[str, ...] = (),
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.extra_bind = extra_bind
+        self.extra_args = extra_args  # 例如 ("--replicaof", "127.0.0.1", "6379")
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -143,8 +149,44 @@ class EmbeddedRedis:
             "--save", "",
             "--protected-mode", "yes",
             "--loglevel", "warning",
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class EmbeddedSentinel:
+    """同一个 redis-server 以 Sentinel 模式运行（127.0.0.1），监视名为 ``service`` 的主节点；quorum 1，
+    主节点 ``down_after_ms`` 毫秒没有回答即开始故障转移。"""
+
+    def __init__(self, data_dir: Path, primary_port: int, service: str = "mymaster", down_after_ms: int = 1000) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.primary_port = primary_port
+        self.service = service
+        self.down_after_ms = down_after_ms
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, db: int = 0) -> str:
+        """python-socketio 与 shared/redis_url.py 共用的 Sentinel 地址。"""
+        return f"redis+sentinel://127.0.0.1:{self.port}/{db}/{self.service}"
+
+    def start(self) -> EmbeddedSentinel:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "sentinel.conf"  # Sentinel 会改写自己的配置文件
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.data_dir}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
+        )
+        self.proc = subprocess.Popen(
+            [EmbeddedRedis.binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         wait_for_port(self.port, proc=self.proc)
         return self
 

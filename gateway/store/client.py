@@ -1,4 +1,4 @@
-"""网关的异步 Redis 客户端。"""
+"""网关的异步 Redis 客户端（``redis://`` 或经 Sentinel 的 ``redis+sentinel://``，见 shared/redis_url.py）。"""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.redis_url import async_redis
 from shared.settings import Settings
 
 
 def connect(settings: Settings) -> aioredis.Redis:
     """带超时与有限次指数退避重试的异步 Redis 客户端。"""
-    return aioredis.Redis.from_url(
+    return async_redis(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
