@@ -1,7 +1,7 @@
 """安装步骤（devtools/sysdeps.sh）在全新机器上的行为：只为缺少的程序装 Debian 包，已有 npm 时绝不装 Debian 的 npm。
 
 全新机器由一个目录模拟：PATH 里只有本机程序的符号链接，去掉了项目要装的那些；apt-get 换成记录参数的替身
-（它“安装”一个包就放一个同名程序进去；prometheus 包另带 promtool）。
+（它“安装”一个包就放一个同名程序进去；prometheus 包另带 promtool，iproute2 包带 ip）。
 另有一项用真实的 ``apt-get install -s`` 证明这份包列表在本机能解析。
 """
 
@@ -40,7 +40,7 @@ def _fresh_path(tmp_path: Path) -> Path:
         "#!/bin/bash\n"
         f'echo "$*" >> "{tmp_path}/calls"\n'
         'if [ "$1" = install ]; then for p in "$@"; do case "$p" in -*|install) ;; '
-        f'*) for b in "$p" $([ "$p" = prometheus ] && echo promtool); do '
+        f'*) for b in "$p" $(case "$p" in prometheus) echo promtool;; iproute2) echo ip;; esac); do '
         f'printf "#!/bin/sh\\n" > "{bin_dir}/$b"; chmod +x "{bin_dir}/$b"; done;; esac; done; fi\n'
     )
     stub.chmod(0o755)
