@@ -8,6 +8,8 @@ RUN npm ci --no-audit --no-fund
 
 FROM python:3.11-slim
 ARG VARIANT=cpu
+# AUDIO_EMOTION=1：另装 FunASR（CPU 版 PyTorch）并在构建时下载 emotion2vec 模型到 /models/emotion2vec_plus_base
+ARG AUDIO_EMOTION=0
 ARG DEEPFACE_WEIGHTS_URL=https://github.com/serengil/deepface_models/releases/download/v1.0/facial_expression_model_weights.h5
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEEPFACE_HOME=/models
@@ -20,6 +22,10 @@ COPY pyproject.toml README.md ./
 RUN mkdir -p gateway workers shared && touch gateway/__init__.py workers/__init__.py shared/__init__.py \
     && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 \
     && if [ "$VARIANT" = gpu ]; then pip install "tensorflow[and-cuda]" nvidia-ml-py; fi \
+    && if [ "$AUDIO_EMOTION" = 1 ]; then \
+         pip install torch torchaudio --index-url https://download.pytorch.org/whl/cpu && pip install ".[audio-emotion]" modelscope \
+         && modelscope download --model iic/emotion2vec_plus_base --local_dir /models/emotion2vec_plus_base \
+         && pip uninstall -y modelscope; fi \
     && pip uninstall -y exam-proctor
 
 COPY shared ./shared

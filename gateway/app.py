@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import get_args
 
 import socketio
 from fastapi import FastAPI
 
 from shared import events as ev
+from shared.api import ConsumerState
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
@@ -31,7 +34,7 @@ from .media.mediamtx import MediaMtxApi
 from .media.paths import PathWatcher
 from .metrics import GatewayMetrics
 from .periodic import run_every
-from .realtime.server import GuardedServer
+from .realtime.server import CountingRedisManager, GuardedServer
 from .realtime.sockets import StudentNamespace, ViewerNamespace
 from .sessions.reaper import reap_silent_sessions
 from .sessions.service import SessionService
@@ -79,7 +82,9 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         up = await stores.workers.ping()
         metrics.redis_up.set(1 if up else 0)
         if up:
-            metrics.live_streams.set(len(await stores.streams.jobs()))
+            states = Counter(s.state for s in (await streams.status()).streams)
+            for state in get_args(ConsumerState):
+                metrics.streams.labels(state).set(states.get(state, 0))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -122,7 +127,8 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
 
 def _socketio_server(settings: Settings, keys: RedisKeys, metrics: GatewayMetrics) -> socketio.AsyncServer:
     """经 Redis 跨网关实例广播的 Socket.IO 服务器（限速与保留事件名见 :class:`GuardedServer`）。"""
-    manager = socketio.AsyncRedisManager(
+    manager = CountingRedisManager(
+        metrics,
         settings.redis_url,
         channel=keys.socketio_channel,
         redis_options={"socket_connect_timeout": settings.redis_timeout_s},

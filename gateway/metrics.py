@@ -44,8 +44,15 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.redis_up = Gauge("proctor_gateway_redis_up", "网关最近一次检查能否连上 Redis（1 / 0）", registry=self.registry)
-        self.live_streams = Gauge(
-            "proctor_gateway_streams_desired", "期望运行（正在分析或等待分析）的流", registry=self.registry
+        self.streams = Gauge(
+            "proctor_gateway_streams", "期望运行的流，按消费状态（pending / connecting / streaming / reconnecting / failed）",
+            ["state"], registry=self.registry,
+        )
+        self.events_relayed = Counter(
+            "proctor_gateway_events_relayed_total",
+            "网关转发给本实例客户端的服务端事件（来自工作进程与其他网关实例），按命名空间与事件名",
+            ["namespace", "event"],
+            registry=self.registry,
         )
         self.socket_clients = Gauge(
             "proctor_gateway_socketio_clients",

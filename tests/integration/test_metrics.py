@@ -83,7 +83,10 @@ def test_scrapes_pass_promtool_and_show_the_pipeline_working(stack: Stack, clips
     assert "proctor_gpu_utilization_ratio" not in workers.replace("# HELP proctor_gpu", "").replace("# TYPE proctor_gpu", "")
     assert _value(gateway, "proctor_gateway_socketio_clients", namespace="/monitor", role="teacher") >= 1
     assert _value(gateway, "proctor_gateway_http_request_duration_seconds_count", route="/api/rtsp/start", status="200") >= 2
+    assert _value(gateway, "proctor_gateway_events_relayed_total", namespace="/monitor", event="monitor.update") > 0
     wait_until(lambda: _value(_scrape(f"{stack.base_url}/metrics"), "proctor_gateway_redis_up") == 1, 10, "redis_up")
+    wait_until(lambda: _value(_scrape(f"{stack.base_url}/metrics"), "proctor_gateway_streams", state="streaming") == 2, 10,
+               "两路流 streaming")  # fmt: skip
 
 
 def test_counters_stay_monotonic_when_a_worker_process_is_killed_and_restarted(stack: Stack, clips: Clips) -> None:

@@ -162,6 +162,8 @@ def test_hostile_clients_are_refused_limited_and_disconnected_while_others_keep_
     flood_end = time.monotonic()
     during = _live_updates(normal, flood_start, flood_end)
     expected = baseline * (flood_end - flood_start) / 5.0
+    print(f"洪泛：{sent} 个事件、{flood_end - flood_start:.1f} 秒后被断开；"
+          f"正常客户端 {during} 条更新（平时同样时长约 {expected:.0f} 条）")
     assert during >= 0.8 * expected, (during, expected, sent)
 
     # 网关照常服务：健康检查、新连接

@@ -26,7 +26,7 @@ def test_compose_file_matches_compose_spec() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     jsonschema.Draft7Validator(schema).validate(compose)  # 该规范声明 draft-07（URL 少了结尾的 #）
     services = compose["services"]
-    assert set(services) == {"redis", "mediamtx", "gateway", "workers", "workers-cpu", "prometheus"}
+    assert set(services) == {"redis", "mediamtx", "gateway", "workers", "workers-cpu", "prometheus", "proxy"}
     assert "--appendonly" in services["redis"]["command"]
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} 没有健康检查"
