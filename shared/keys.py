@@ -2,6 +2,7 @@
 
 - ``streams``            哈希：期望运行的流 -> 任务 JSON（rtsp/start 写入，rtsp/stop 删除）
 - ``lease:<stream>``     字符串：当前所属工作进程 ID，带 PX 过期，由所属进程续约
+- ``holder:<stream>``    字符串：最近的所属工作进程 ID（租约的 10 倍有效期，主动交出时删除；区分认领与接管）
 - ``stream_status:<s>``  字符串：所属进程上报的消费状态 JSON，带过期
 - ``workers``            有序集合：工作进程 ID -> 最近心跳（Redis 服务器时间，毫秒）
 - ``worker:<id>``        字符串：工作进程状态 JSON，带过期
@@ -55,6 +56,9 @@ class RedisKeys:
 
     def lease(self, stream_name: str) -> str:
         return f"{self.prefix}lease:{stream_name}"
+
+    def holder(self, stream_name: str) -> str:
+        return f"{self.prefix}holder:{stream_name}"
 
     def stream_status(self, stream_name: str) -> str:
         return f"{self.prefix}stream_status:{stream_name}"

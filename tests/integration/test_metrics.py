@@ -115,6 +115,7 @@ def test_counters_stay_monotonic_when_a_worker_process_is_killed_and_restarted(s
     pids = {dict(ls).get("pid") for (n, ls), _ in _samples(text).items() if n == "proctor_worker_process_cpu_ratio"}
     assert str(victim) not in pids and len(pids) == 2, pids  # 死进程的 live 量表已清掉
     assert _value(text, "proctor_worker_active_streams") == 2
+    assert _value(text, "proctor_worker_stream_assignments_total", event="taken_over") >= 1  # 被杀进程的流是被接管的
 
 
 def test_shipped_prometheus_config_and_alert_rules_pass_promtool() -> None:

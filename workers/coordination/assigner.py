@@ -170,12 +170,13 @@ class StreamAssigner:
         for name in unowned:
             if budget <= 0:
                 break
-            if self.leases.try_claim(name):
+            how = self.leases.try_claim(name)
+            if how is not None:
                 budget -= 1
                 consumer = StreamConsumer(desired[name], self.settings, self.wake, self.metrics.stage_seconds.labels("decode"))
                 self.registry.add(consumer)
                 consumer.start()
-                self.metrics.assignments.labels("claimed").inc()
+                self.metrics.assignments.labels(how).inc()
                 log.info("worker %s: claimed %s", self.worker_id, name)
 
     def worker_status(self, now_ms: int) -> WorkerStatus:

@@ -3,6 +3,8 @@
 - 期望运行的流：哈希 ``streams``（网关 rtsp/start 写入、rtsp/stop 删除）；
 - 归属：``lease:<stream>`` = 工作进程 ID，``SET NX PX`` 认领，所属进程按周期用 Lua 原子续约；
   进程死亡后租约过期，其他进程在下一个周期接管。任一时刻一个流最多一个所属进程；
+- ``holder:<stream>``：最近的所属进程，有效期是租约的 10 倍、随续约延长，主动交出时删除；认领时它还在、又不是自己，
+  说明上一个所属进程没有交出就消失了：这次认领是“接管”（指标 ``taken_over``）；
 - 负载均衡的规则在 ``balance``（纯函数），每个周期的流程在 ``assigner``。
 """
 
@@ -13,8 +15,16 @@ import redis
 from shared.api import ConsumerStatus, StreamJob, WorkerStatus
 from shared.keys import RedisKeys, as_text
 
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+_RENEW = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('pexpire', KEYS[2], ARGV[2] * HOLDER_TTL_FACTOR)
+return redis.call('pexpire', KEYS[1], ARGV[2])
+"""
+_RELEASE = """
+if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+HOLDER_TTL_FACTOR = 10
 
 
 class Leases:
@@ -25,7 +35,7 @@ class Leases:
         self.keys = keys
         self.worker_id = worker_id
         self.lease_ttl_ms = lease_ttl_ms
-        self._renew = client.register_script(_RENEW)
+        self._renew = client.register_script(_RENEW.replace("HOLDER_TTL_FACTOR", str(HOLDER_TTL_FACTOR)))
         self._release = client.register_script(_RELEASE)
 
     def server_time_ms(self) -> int:
@@ -42,8 +52,12 @@ class Leases:
         values = self.r.mget([self.keys.lease(n) for n in names])
         return {n: (as_text(v) if v is not None else None) for n, v in zip(names, values)}
 
-    def try_claim(self, name: str) -> bool:
-        return bool(self.r.set(self.keys.lease(name), self.worker_id, nx=True, px=self.lease_ttl_ms))
+    def try_claim(self, name: str) -> str | None:
+        """认领无主的流：没拿到时 None；拿到时 ``claimed``，或上一个所属进程没有交出就消失时 ``taken_over``。"""
+        if not self.r.set(self.keys.lease(name), self.worker_id, nx=True, px=self.lease_ttl_ms):
+            return None
+        previous = self.r.set(self.keys.holder(name), self.worker_id, px=self.lease_ttl_ms * HOLDER_TTL_FACTOR, get=True)
+        return "taken_over" if previous is not None and as_text(previous) != self.worker_id else "claimed"
 
     def renew(self, names: list[str]) -> set[str]:
         """续约自己持有的租约，返回已失去的流。"""
@@ -51,12 +65,13 @@ class Leases:
             return set()
         pipe = self.r.pipeline(transaction=False)
         for name in names:
-            self._renew(keys=[self.keys.lease(name)], args=[self.worker_id, self.lease_ttl_ms], client=pipe)
+            keys = [self.keys.lease(name), self.keys.holder(name)]
+            self._renew(keys=keys, args=[self.worker_id, self.lease_ttl_ms], client=pipe)
         results = pipe.execute()
         return {name for name, ok in zip(names, results) if not ok}
 
     def release(self, name: str) -> None:
-        self._release(keys=[self.keys.lease(name)], args=[self.worker_id])
+        self._release(keys=[self.keys.lease(name), self.keys.holder(name)], args=[self.worker_id])
         self.r.delete(self.keys.stream_status(name))
 
     def heartbeat(self, status: WorkerStatus, now_ms: int) -> list[WorkerStatus]:

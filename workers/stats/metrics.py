@@ -45,7 +45,8 @@ class WorkerMetrics:
             "proctor_worker_inference_errors_total", "模型推理或分析出错的次数", ["model"], registry=registry
         )
         self.assignments = Counter(
-            "proctor_worker_stream_assignments_total", "流的认领（claimed）、主动交出（released）与失去租约（lost）",
+            "proctor_worker_stream_assignments_total",
+            "流的认领（claimed）、接管（taken_over：上一个所属进程没有交出就消失了）、主动交出（released）与失去租约（lost）",
             ["event"], registry=registry,
         )
         self.published = Counter("proctor_worker_events_published_total", "交给 Redis 的事件批次", registry=registry)
@@ -65,5 +66,5 @@ class WorkerMetrics:
         )
         for stage in STAGES:  # 先建出各阶段的时间序列：抓取时就能看到全部阶段（计数为 0）
             self.stage_seconds.labels(stage)
-        for event in ("claimed", "released", "lost"):
+        for event in ("claimed", "taken_over", "released", "lost"):
             self.assignments.labels(event)
