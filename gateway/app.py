@@ -46,6 +46,8 @@ from .store.client import connect
 
 # 检查教师连接的令牌是否过期或被撤销（并补写监控墙的审计记录）的周期
 VIEWER_CHECK_S = 5.0
+# 为监控墙连接补写审计记录（之后才开始的会话）的周期
+AUDIT_WALLS_S = 30.0
 
 
 def create_app(settings: Settings) -> socketio.ASGIApp:
@@ -78,6 +80,10 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         for namespace in viewer_namespaces:
             await namespace.expire(time.time())
 
+    async def audit_walls() -> None:
+        for namespace in viewer_namespaces:
+            await namespace.audit_walls()
+
     async def sample_stats() -> None:
         up = await stores.workers.ping()
         metrics.redis_up.set(1 if up else 0)
@@ -94,6 +100,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
             asyncio.create_task(paths.poll_forever(stop)),
             asyncio.create_task(run_every(VIEWER_CHECK_S, expire_viewers, stop, "viewer token check")),
             asyncio.create_task(run_every(VIEWER_CHECK_S, sample_stats, stop, "gateway stats")),
+            asyncio.create_task(run_every(AUDIT_WALLS_S, audit_walls, stop, "wall audit")),
         ]
         yield
         stop.set()

@@ -229,8 +229,8 @@ class ViewerNamespace(socketio.AsyncNamespace):
         return {"ok": True, "token": token, "expires_at": iso_utc(renewed.expires_at)}
 
     async def expire(self, now: float) -> int:
-        """断开本实例上令牌已过期或授权被撤销的教师连接（先发 ``auth.expired``），并补写监控墙的审计记录。
-        返回断开的连接数。由网关的后台任务周期调用。"""
+        """断开本实例上令牌已过期或授权被撤销的教师连接（先发 ``auth.expired``），返回断开的连接数。
+        由网关的后台任务周期调用（撤销时也立即调用一次）。"""
         grants = dict(self.viewers)
         revoked = await self.stores.grants.revoked(sorted({g.grant_id for g in grants.values()}))
         dropped = 0
@@ -241,14 +241,15 @@ class ViewerNamespace(socketio.AsyncNamespace):
                 self.metrics.socket_disconnects.labels(self.namespace, reason).inc()
                 await self.disconnect(sid)
                 dropped += 1
-        await self._audit_walls({g for s, g in grants.items() if s in self.viewers and self._on_wall(s)})
         return dropped
 
     def _on_wall(self, sid: str) -> bool:
         return not any(r.startswith(ev.STREAM_ROOM_PREFIX) for r in self.rooms(sid))
 
-    async def _audit_walls(self, grants: set[Grant]) -> None:
-        """监控墙（广播）连接看到了它能看的全部在线会话：为每个 (授权, 会话) 补一条首次记录（幂等）。"""
+    async def audit_walls(self) -> None:
+        """监控墙（广播）连接看到了它能看的全部在线会话：为每个 (授权, 会话) 补一条首次记录（幂等）。
+        连接时已记下当时在线的会话；这一步由后台任务周期调用，补上之后才开始的会话。"""
+        grants = {g for sid, g in list(self.viewers.items()) if self._on_wall(sid)}
         by_exam: dict[str | None, list[str]] = {}
         for grant in grants:
             if grant.exam_id not in by_exam:
