@@ -18,7 +18,6 @@ import time
 
 import cv2
 import redis
-import socketio
 
 from shared.keys import RedisKeys
 from shared.logs import configure_logging
@@ -32,6 +31,7 @@ from .coordination.leases import Leases
 from .lifecycle import stop_on_signals
 from .models.emotion import EmotionService
 from .models.speech import SpeechEmotionService
+from .output.emitter import BatchEmitter
 from .output.outbox import Outbox
 from .output.publisher import EventPublisher, ReplayBuffer
 from .output.report_sink import SessionSink
@@ -53,7 +53,7 @@ class WorkerProcess:
         keys = RedisKeys(settings.key_prefix)
         redis_options = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s}
         client = sync_redis(settings.redis_url, **redis_options)
-        emitter = socketio.RedisManager(
+        emitter = BatchEmitter(
             settings.redis_url, channel=keys.socketio_channel, write_only=True, redis_options=redis_options
         )
         metrics = WorkerMetrics()

@@ -19,6 +19,13 @@ from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
 
+# 子进程的环境默认值（已设置的照旧）：
+# - MALLOC_ARENA_MAX：每路流一个拉流线程，glibc 默认按线程数开 malloc arena，线程反复创建/结束时 RSS 只涨不落；限制为 2 个。
+# - OMP_NUM_THREADS：人脸检测（yuface）链接 libgomp，默认每个进程开与核数一样多的 OpenMP 线程，并行区之后还会自旋等待；
+#   几个工作进程同时检测时这些线程互相抢核，两个进程在 2 核上的 decode -> 客户端 p95 从 0.18 秒变成 1.5 秒以上
+#   （docs/benchmarks.md）。每路流的图像很小，检测在单线程里最快；进程级的并行由多个工作进程提供。
+CHILD_DEFAULTS_ENV = {"MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1"}
+
 
 @dataclass
 class _Slot:
@@ -53,8 +60,7 @@ class Supervisor:
         self.stop_event = threading.Event()
 
     def _spawn(self, slot: _Slot) -> None:
-        # 每路流一个拉流线程：glibc 默认按线程数开 malloc arena，线程反复创建/结束时 RSS 只涨不落；限制为 2 个
-        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"), **slot.env}
+        env = {**CHILD_DEFAULTS_ENV, **os.environ, **slot.env}  # 已设置的变量优先于默认值
         slot.proc = subprocess.Popen(self.command, env=env)
         slot.started_at = time.monotonic()
         log.info("supervisor: worker slot %d started pid %d", slot.index, slot.proc.pid)

@@ -1,7 +1,7 @@
-"""发布线程：有界队列 + socketio.RedisManager（只写）。
+"""发布线程：有界队列 + 只写的 socketio Redis 管理器（``BatchEmitter``：一批事件一次 Redis 往返）。
 
-分析线程只把事件放进队列，从不等待 Redis；队列满时丢弃最旧的一批并计数，
-因此 Redis 变慢或短暂不可用时分析不会停顿，延迟也不会无限增长。
+分析线程只把事件放进队列，从不等待 Redis；队列满时丢弃最旧的一批，排队超过 ``MAX_AGE_S`` 的一批不再发出（都计数），
+因此 Redis 变慢、进程忙不过来时分析不会停顿，延迟也不会越积越多。
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Emitter(Protocol):
-    def emit(self, event: str, data: object, namespace: str | None = None, room: object = None) -> object: ...
+    def emit_batch(self, emissions: list[tuple[str, Any, str, Any]]) -> None: ...
 
 
 class ReplayBuffer:
@@ -44,15 +44,26 @@ class ReplayBuffer:
         pipe.execute()
 
 
+# 排队超过这么久的一批事件不再发出（过时）：分析来不及时延迟有上限，而不是越积越多
+MAX_AGE_S = 1.0
+_Entry = tuple[float, list[Emission], "tuple[str, dict] | None"]
+
+
 class EventPublisher(threading.Thread):
     def __init__(
-        self, emitter: Emitter, maxsize: int = 256, replay: ReplayBuffer | None = None, metrics: WorkerMetrics | None = None
+        self,
+        emitter: Emitter,
+        maxsize: int = 256,
+        replay: ReplayBuffer | None = None,
+        metrics: WorkerMetrics | None = None,
+        max_age_s: float = MAX_AGE_S,
     ) -> None:
         super().__init__(name="publisher", daemon=True)
         self.emitter = emitter
         self.metrics = metrics
         self.replay = replay
-        self._queue: queue.Queue[tuple[list[Emission], tuple[str, dict] | None] | None] = queue.Queue(maxsize=maxsize)
+        self.max_age_s = max_age_s
+        self._queue: queue.Queue[_Entry | None] = queue.Queue(maxsize=maxsize)
         self.dropped_batches = 0
         self.published = 0
         self.errors = 0
@@ -61,16 +72,19 @@ class EventPublisher(threading.Thread):
         """``replay``：(会话 ID, monitor.update 负载)，发出后写入回放缓冲。"""
         while True:
             try:
-                self._queue.put_nowait((batch, replay))
+                self._queue.put_nowait((time.monotonic(), batch, replay))
                 return
             except queue.Full:
                 try:
                     self._queue.get_nowait()
-                    self.dropped_batches += 1
-                    if self.metrics is not None:
-                        self.metrics.publish_dropped.inc()
+                    self._dropped()
                 except queue.Empty:
                     pass
+
+    def _dropped(self) -> None:
+        self.dropped_batches += 1
+        if self.metrics is not None:
+            self.metrics.publish_dropped.inc()
 
     def close(self, timeout: float = 2.0) -> None:
         """发完已排队的事件后结束线程（最多等 ``timeout`` 秒）。"""
@@ -85,15 +99,17 @@ class EventPublisher(threading.Thread):
             entry = self._queue.get()
             if entry is None:
                 return
-            batch, replay = entry
+            queued_at, batch, replay = entry
+            if time.monotonic() - queued_at > self.max_age_s:
+                self._dropped()  # 已经过时：发出去只会让教师看到几秒前的状态，并拖慢后面的
+                continue
             started = time.perf_counter()
-            for item in batch:
-                try:
-                    self.emitter.emit(item.event, item.data, namespace=item.namespace, room=item.room)
-                    self.published += 1
-                except Exception:  # noqa: BLE001 - 发布失败不能让线程退出
-                    self.errors += 1
-                    log.exception("publish %s failed", item.event)
+            try:
+                self.emitter.emit_batch([(e.event, e.data, e.namespace, e.room) for e in batch])
+                self.published += len(batch)
+            except Exception:  # noqa: BLE001 - 发布失败不能让线程退出
+                self.errors += 1
+                log.exception("publish of %d events failed", len(batch))
             if replay is not None and self.replay is not None:
                 try:
                     self.replay.append(*replay)
