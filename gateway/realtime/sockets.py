@@ -99,6 +99,7 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self.settings = settings
         self.metrics = metrics
         self.viewers: dict[str, Grant] = {}  # 本实例上的教师连接
+        self._tasks: set[asyncio.Task] = set()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         await self._admit_teacher(sid, await self.checked(self.credentials.teacher(auth)))
@@ -117,8 +118,10 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self.viewers[sid] = grant
         await self.enter_room(sid, broadcast_room(grant))
         self.metrics.socket_clients.labels(self.namespace, "teacher").inc()
-        # 连接在本处理函数返回后才被确认：审计与回放放到后台任务里，在确认之后发出
-        self.server.start_background_task(self._replay_wall, sid, grant)
+        # 连接在本处理函数返回后才被确认：审计与回放放到后台任务里，在确认之后发出（持有任务的引用，免得它被回收）
+        task = self.server.start_background_task(self._replay_wall, sid, grant)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         if self.viewers.pop(sid, None) is not None:
