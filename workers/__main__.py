@@ -61,13 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     from .stats.exporter import MetricsServer, SupervisorState
     from .stats.gpu import GpuProbe
 
-    holder: list[Supervisor] = []
+    supervisor = Supervisor(len(envs), slot_env=envs, on_exit=MetricsServer.process_exited)
     server = MetricsServer(
-        GpuProbe(args.gpus),
-        lambda: SupervisorState(holder[0].alive, len(holder[0].slots), holder[0].restarts),
+        GpuProbe(args.gpus), lambda: SupervisorState(supervisor.alive, len(supervisor.slots), supervisor.restarts)
     )
-    supervisor = Supervisor(len(envs), slot_env=envs, on_exit=server.process_exited)
-    holder.append(supervisor)
     if settings.worker_metrics_port:
         port = server.start(settings.worker_metrics_host, settings.worker_metrics_port)
         log.info("supervisor: worker metrics on http://%s:%d/metrics", settings.worker_metrics_host, port)

@@ -22,19 +22,21 @@ class TokenBucket:
         self.tokens = burst
         self.updated = time.monotonic() if now is None else now
 
-    def allow(self, now: float | None = None, cost: float = 1.0) -> bool:
+    def _refill(self, now: float | None) -> float:
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= cost:
+        return self.tokens
+
+    def allow(self, now: float | None = None, cost: float = 1.0) -> bool:
+        if self._refill(now) >= cost:
             self.tokens -= cost
             return True
         return False
 
     def exhausted(self, now: float | None = None) -> bool:
         """桶是否已空（不消耗令牌）。"""
-        now = time.monotonic() if now is None else now
-        return min(self.burst, self.tokens + (now - self.updated) * self.rate) < 1.0
+        return self._refill(now) < 1.0
 
 
 class KeyedLimiter:

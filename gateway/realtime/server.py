@@ -1,9 +1,10 @@
 """``GuardedServer``：在 python-socketio 的服务器上加一层客户端事件的把关，所有命名空间共用。
 
-- 格式错误的包只记一行日志并计数（没有异常回溯）；连接请求与事件一样计入限速。
+- 每条传输连接一个令牌桶（连接请求、事件、格式错误的包都计入，所以任何一种都刷不了屏）；
+- 格式错误的包只记一行日志并计数（没有异常回溯）；
 - 事件名必须是字符串且不是保留名（``connect``、``disconnect`` 等）：客户端发来的 ``connect`` 事件不会再次
   触发连接处理；这类事件被忽略（带 ack 时回 ``{ok: false, error}``）。
-- 每个连接一个令牌桶（``SOCKET_EVENTS_PER_S``，可突发到 2 倍）：超限的事件不处理，ack ``rate_limited``，
+- 令牌桶（``SOCKET_EVENTS_PER_S``，可突发到 2 倍）：超限的事件不处理，ack ``rate_limited``，
   并（每秒至多一次）发 ``rate_limited`` 事件告知；超限持续约 ``FLOOD_GRACE_S`` 秒仍不停的连接被关闭（整条传输连接）。
 - 单条消息的大小由 Engine.IO 的 ``max_http_buffer_size``（与 uvicorn 的 ``ws_max_size``）限制，超过即关闭该连接。
 
@@ -33,7 +34,7 @@ FLOOD_GRACE_S = 3.0
 
 
 class _Flow:
-    """一个连接的限速状态。"""
+    """一条传输连接（Engine.IO 会话，含它的全部命名空间）的限速状态。"""
 
     def __init__(self, rate: float) -> None:
         self.bucket = TokenBucket(rate, 2 * rate)
@@ -61,7 +62,7 @@ class GuardedServer(socketio.AsyncServer):
         super().__init__(**kwargs)
         self.events_per_s = events_per_s
         self.metrics = metrics
-        self._flows: dict[str, _Flow] = {}
+        self._flows: dict[str, _Flow] = {}  # Engine.IO 会话 ID -> 限速状态
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """格式错误的包（不是 JSON、未知的包类型、意外的二进制包）只记一行并计数，不留异常回溯、不影响连接。"""
@@ -69,7 +70,8 @@ class GuardedServer(socketio.AsyncServer):
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             self.metrics.socket_events_refused.labels("-", "malformed_packet").inc()
-            log.info("malformed Socket.IO packet from %s ignored: %s", eio_sid, str(exc)[:120])
+            if await self._admit(eio_sid, "-"):  # 格式错误的包同样计入限速：持续发送的连接被关闭，日志不被刷屏
+                log.info("malformed Socket.IO packet from %s ignored: %s", eio_sid, str(exc)[:120])
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         # 连接请求也计入限速：每次连接都要校验令牌（可能查 Redis）
@@ -81,24 +83,23 @@ class GuardedServer(socketio.AsyncServer):
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:  # noqa: A002
         namespace = namespace or "/"
+        if not await self._admit(eio_sid, namespace):  # 先限速：保留名与格式错误的事件也算数
+            await self._refuse(eio_sid, namespace, id, "rate_limited", "发送太快，事件未处理")
+            return
         name = data[0] if isinstance(data, list) and data else None
         if not isinstance(name, str) or name in ev.RESERVED_EVENTS:
             self.metrics.socket_events_refused.labels(namespace, "reserved_or_malformed").inc()
             log.info("ignored client event %.40r on %s", name, namespace)
             await self._refuse(eio_sid, namespace, id, "reserved_event", "事件名不合法或是保留名，已忽略")
             return
-        if not await self._admit(eio_sid, namespace):
-            await self._refuse(eio_sid, namespace, id, "rate_limited", "发送太快，事件未处理")
-            return
         await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _admit(self, eio_sid: str, namespace: str) -> bool:
         """令牌桶放行返回 True；超限返回 False（持续超限时断开该连接）。"""
         now = time.monotonic()
-        key = f"{eio_sid}{namespace}"
-        flow = self._flows.get(key)
+        flow = self._flows.get(eio_sid)
         if flow is None:
-            flow = self._flows[key] = _Flow(self.events_per_s)
+            flow = self._flows[eio_sid] = _Flow(self.events_per_s)
         if flow.bucket.allow(now):
             return True
         self.metrics.socket_events_refused.labels(namespace, "rate_limited").inc()
@@ -113,7 +114,7 @@ class GuardedServer(socketio.AsyncServer):
         if now - flow.refused_since >= FLOOD_GRACE_S:
             log.warning("closing connection %s: event flood on %s", sid or eio_sid, namespace)
             self.metrics.socket_disconnects.labels(namespace, "rate_limited").inc()
-            self._flows.pop(key, None)
+            self._flows.pop(eio_sid, None)
             await self.eio.disconnect(eio_sid)  # 关掉整条传输连接，而不只是这个命名空间
         return False
 
@@ -122,6 +123,6 @@ class GuardedServer(socketio.AsyncServer):
             body = {"ok": False, "reason": reason, "error": error}
             await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body]))
 
-    async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
-        self._flows.pop(f"{eio_sid}{namespace or '/'}", None)
-        await super()._handle_disconnect(eio_sid, namespace, reason)
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self._flows.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)

@@ -124,7 +124,7 @@ def test_shipped_prometheus_config_and_alert_rules_pass_promtool() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_gpu_placement_gives_each_child_its_gpu(stack: Stack, tmp_path: Path) -> None:
+def test_gpu_placement_gives_each_child_its_gpu(stack: Stack) -> None:
     env = {**stack.env, "WORKER_METRICS_PORT": str(free_port()), "KEY_PREFIX": f"gpu{os.getpid()}:"}
     proc = subprocess.Popen([sys.executable, "-m", "workers", "--gpus", "0,1", "--per-gpu", "2"], env=env)
     try:

@@ -33,11 +33,11 @@ class BatchEmitter(socketio.RedisManager):
 
     def emit_batch(self, emissions: list[tuple[str, Any, str, Any]]) -> None:
         """一批 (事件, 数据, 命名空间, 房间)：一次 pipeline 发出；Redis 出错时抛出 ``redis.RedisError``（调用方计数）。"""
-        self._pending = []
+        messages: list[Any] = []
+        self._pending = messages
         try:
             for event, data, namespace, room in emissions:
                 self.emit(event, data, namespace=namespace, room=room)
-            messages, self._pending = self._pending, None
         finally:
             self._pending = None
         if not getattr(self, "connected", False):
