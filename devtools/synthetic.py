@@ -199,3 +199,11 @@ def speech_pcm(text: str, voice: str = "zh", sample_rate: int = 16000) -> np.nda
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
     resampled = resample_poly(pcm.astype(np.float64), sample_rate, rate)
     return np.clip(resampled, -32768, 32767).astype(np.int16)
+
+
+def bgr_to_i420(image_bgr: np.ndarray) -> np.ndarray:
+    """BGR 画面 -> 解码器输出的 I420 平面（BT.601 有限范围），经 FFmpeg 的 swscale，与摄像头 / 编码器一样
+    按邻域平均子采样色度（OpenCV 的 ``COLOR_BGR2YUV_I420`` 只取每 2x2 的左上像素，色度噪声翻倍）。"""
+    import av
+
+    return av.VideoFrame.from_ndarray(image_bgr, format="bgr24").reformat(format="yuv420p").to_ndarray()

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from devtools.stack.servers import ffmpeg_from_frames
-from devtools.synthetic import PulseTrack, face_frames, simulate_pulse
+from devtools.synthetic import bgr_to_i420, PulseTrack, face_frames, simulate_pulse
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PulseMonitor
 
@@ -26,7 +27,7 @@ GOP = 150  # 10 秒一个关键帧：浏览器的 WebRTC 编码器只在丢包/�
 
 
 def uncompressed(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool, float]]:
-    return ((f, False, i / FPS) for i, f in enumerate(frames))
+    return ((bgr_to_i420(f), False, i / FPS) for i, f in enumerate(frames))
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Codec:
     crf: int | None = None  # 恒定质量模式
 
     def transcode(self, frames: list[np.ndarray], workdir: Path) -> Iterator[tuple[np.ndarray, bool, float]]:
-        """逐帧给出 (解码后的画面, 是否关键帧, 时间)。"""
+        """逐帧给出 (解码后的 I420 平面, 是否关键帧, 时间)：与工作进程拿到的一样。"""
         if self.bitrate_k is None and self.crf is None:
             yield from uncompressed(frames)
             return
@@ -59,7 +60,7 @@ class Codec:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
-                yield frame.to_ndarray(format="bgr24"), frame.key_frame, i / FPS
+                yield frame.reformat(format="yuv420p").to_ndarray(), frame.key_frame, i / FPS
 
 
 CODECS = (
@@ -98,14 +99,14 @@ def run_clip(
     monitor = PulseMonitor()
     errors, quality = [], []
     estimates, first = 0, None
-    for i, (image, key_frame, t) in enumerate(frames):
+    for i, (i420, key_frame, t) in enumerate(frames):
         if i % DETECT_EVERY == 0:
-            faces = detector.detect(image)
+            faces = detector.detect(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))
             if faces.faces:
                 monitor.set_face(faces.faces[0].landmarks, faces.image_size)
             else:
                 monitor.clear_face()
-        monitor.add_frame(t, image, key_frame)
+        monitor.add_frame(t, i420, key_frame)
         if i % ESTIMATE_EVERY:
             continue
         result = monitor.estimate()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from devtools.synthetic import face_frames, speech_pcm
+from devtools.synthetic import bgr_to_i420, face_frames, speech_pcm
 from workers.analysis.attention import estimate_head_pose
 from workers.analysis.audio import SAMPLE_RATE, AudioActivity
 from workers.analysis.emotion import face_crop, load_fer
@@ -37,11 +37,12 @@ def bench_costs(repeat: int = 100) -> dict:
 
     pulse = PulseMonitor()
     pulse.set_face(face.landmarks, faces.image_size)
+    planes = [bgr_to_i420(f) for f in frames]
     counter = iter(range(10**9))
 
     def sample() -> None:
         i = next(counter)
-        pulse.add_frame(i / 15.0, frames[i % len(frames)])
+        pulse.add_frame(i / 15.0, planes[i % len(planes)])
 
     for _ in range(15 * 12):  # 先填满约 12 秒窗口，估计开销按满窗口计
         sample()

@@ -118,7 +118,7 @@ def test_fit_size_keeps_aspect_and_never_upscales() -> None:
 
 
 def _frame(t: float) -> Frame:
-    return Frame(image=np.zeros((2, 2, 3), np.uint8), pts_s=t, received_at=t, wall_time=1.7e9 + t)
+    return Frame(np.zeros((3, 2), np.uint8), pts_s=t, received_at=t, wall_time=1.7e9 + t)
 
 
 def test_frame_slot_keeps_newest_and_counts_overwrites() -> None:

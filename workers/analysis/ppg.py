@@ -54,17 +54,25 @@ def face_roi(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[int, i
     return x0, y0, x1, y1
 
 
+# BT.601 有限范围 YUV（解码器输出）-> RGB：R,G,B = _YUV_TO_RGB @ (Y-16, U-128, V-128)
+_YUV_TO_RGB = np.array([[1.164, 0.0, 1.596], [1.164, -0.392, -0.813], [1.164, 2.017, 0.0]])
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
 class SkinSampler:
     """逐帧取 ROI 内皮肤像素的 RGB 加权均值（二维 Hann 窗加权，见 ``_window``）。
 
     皮肤由色度判定：与参照色度（YCrCb 的 Cr/Cb）距离在 ``chroma_radius`` 以内、且不过暗/过曝的像素。
     参照色度取 ROI 中部的中位数并做指数平滑，避免逐帧阈值变化让边缘像素反复进出掩膜。
     头发、眉眼、背景、衣服的色度与皮肤不同，进出 ROI 时几乎不影响均值。
+
+    两个入口、同一判定：``sample`` 读 BGR 图像（学生端采样用同一算法，见 dashboard/ppg-sampler.js）；
+    ``sample_i420`` 直接读解码器的 I420 平面（工作进程逐帧用它，不做整帧颜色转换）：亮度 2x2 平均到色度的分辨率，
+    判定前换算成全范围 YCrCb；RGB 是线性变换，所以先对 YUV 加权平均、再换成 RGB，与逐像素转换后平均相同。
     """
 
-    def __init__(self, chroma_radius: float = 10.0, smoothing: float = 0.05, blur: int = 1) -> None:
+    def __init__(self, chroma_radius: float = 10.0, smoothing: float = 0.05) -> None:
         self.chroma_radius = chroma_radius
-        self.blur = blur
         self.smoothing = smoothing
         self._ref: np.ndarray | None = None
         self._weights: np.ndarray | None = None
@@ -75,26 +83,50 @@ class SkinSampler:
         if patch.shape[0] >= 32 and patch.shape[1] >= 32:
             # 2x2 区域平均：均值几乎不变，像素数减为 1/4，同时起到平滑作用
             patch = cv2.resize(patch, (patch.shape[1] // 2, patch.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        ycrcb = cv2.cvtColor(patch, cv2.COLOR_BGR2YCrCb)
-        if self.blur > 1:
-            # 判定皮肤用平滑后的色度：单像素噪声不会让像素在掩膜内外来回跳动
-            ycrcb = cv2.blur(ycrcb, (self.blur, self.blur))
-        h, w = patch.shape[:2]
-        core = ycrcb[int(h * 0.35) : int(h * 0.6), int(w * 0.3) : int(w * 0.7)]
-        current = np.array(cv2.mean(core)[1:3])
+        ycrcb = cv2.cvtColor(patch, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+        weights = self._skin_weights(ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2])
+        if weights is None:
+            return None
+        b, g, r = np.einsum("hw,hwc->c", weights, patch.astype(np.float32)) / weights.sum()
+        return np.array([r, g, b], dtype=np.float64)
+
+    def sample_i420(self, i420: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray | None:
+        """``i420``：(H*3/2, W) 的 I420 平面（BT.601 有限范围）。"""
+        height, width = i420.shape[0] * 2 // 3, i420.shape[1]
+        x0, y0, x1, y1 = (v // 2 for v in roi)  # 色度平面上的框
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        luma = cv2.resize(
+            i420[2 * y0 : 2 * y1, 2 * x0 : 2 * x1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA
+        ).astype(np.float32)
+        chroma = i420[height:].reshape(2, height // 2, width // 2)  # U 平面、V 平面
+        u = chroma[0, y0:y1, x0:x1].astype(np.float32)
+        v = chroma[1, y0:y1, x0:x1].astype(np.float32)
+        # 有限范围 -> 全范围 YCrCb：与 ``sample`` 用同一组阈值
+        cr = (v - 128.0) * (255.0 / 224.0) + 128.0
+        cb = (u - 128.0) * (255.0 / 224.0) + 128.0
+        weights = self._skin_weights((luma - 16.0) * (255.0 / 219.0), cr, cb)
+        if weights is None:
+            return None
+        total = weights.sum()
+        yuv = np.array([np.vdot(weights, luma), np.vdot(weights, u), np.vdot(weights, v)]) / total
+        return _YUV_TO_RGB @ (yuv - _YUV_OFFSET)
+
+    def _skin_weights(self, luma: np.ndarray, cr: np.ndarray, cb: np.ndarray) -> np.ndarray | None:
+        """全范围 YCrCb（float32）-> 每个像素的权重（Hann 窗 x 皮肤掩膜）；皮肤像素太少时 None。"""
+        h, w = luma.shape
+        core = (slice(int(h * 0.35), int(h * 0.6)), slice(int(w * 0.3), int(w * 0.7)))
+        current = np.array([cr[core].mean(), cb[core].mean()], dtype=np.float64)
         if self._ref is None or np.hypot(*(current - self._ref)) > 2 * self.chroma_radius:
             self._ref = current  # 首帧或换了人/光照突变：重新取参照
         else:
             self._ref += self.smoothing * (current - self._ref)
-        chroma = ycrcb[..., 1:].astype(np.float32) - self._ref.astype(np.float32)
-        dist2 = chroma[..., 0] ** 2 + chroma[..., 1] ** 2
-        luma = ycrcb[..., 0]
+        ref = self._ref.astype(np.float32)
+        dist2 = (cr - ref[0]) ** 2 + (cb - ref[1]) ** 2
         mask = (dist2 <= self.chroma_radius**2) & (luma > 40) & (luma < 245)
         if np.count_nonzero(mask) < 20:
             return None
-        weights = self._window(h, w) * mask
-        b, g, r = np.einsum("hw,hwc->c", weights, patch.astype(np.float32)) / weights.sum()
-        return np.array([r, g, b], dtype=np.float64)
+        return self._window(h, w) * mask
 
     def _window(self, h: int, w: int) -> np.ndarray:
         """二维 Hann 窗（中心权重 1，边框处 0）：头部移动时从框边进出的皮肤（脖子、发际）权重很小，
@@ -274,10 +306,11 @@ class PulseMonitor:
         with self._lock:
             self._roi = None
 
-    def add_frame(self, t_s: float, image_bgr: np.ndarray, key_frame: bool = False) -> None:
+    def add_frame(self, t_s: float, i420: np.ndarray, key_frame: bool = False) -> None:
+        """解码器的一帧（I420 平面，见 ``SkinSampler.sample_i420``）。"""
         with self._lock:
             roi = self._roi
-        rgb = None if roi is None else self.sampler.sample(image_bgr, roi)
+        rgb = None if roi is None else self.sampler.sample_i420(i420, roi)
         if rgb is not None or key_frame:
             self.estimator.add(t_s, rgb, key_frame)
 

@@ -63,7 +63,7 @@ class AnalysisLoop(threading.Thread):
         batch = self._detect()
         if not batch:
             return
-        grays = [cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if faces.faces else None for _, frame, faces in batch]
+        grays = [cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2GRAY) if faces.faces else None for _, frame, faces in batch]
         emotions = self._emotions(batch, grays)
         now = time.monotonic()
         for (consumer, frame, faces), gray, probs in zip(batch, grays, emotions):
@@ -84,7 +84,7 @@ class AnalysisLoop(threading.Thread):
                 continue
             started = time.perf_counter()
             try:
-                batch.append((consumer, frame, self.detector.detect(frame.image)))
+                batch.append((consumer, frame, self.detector.detect(frame.bgr)))
             except Exception:  # noqa: BLE001 - 单路出错不影响其他流
                 self.metrics.inference_errors.labels("face").inc()
                 log.exception("face detection failed on %s", consumer.name)

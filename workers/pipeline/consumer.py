@@ -55,7 +55,7 @@ class StreamConsumer:
 
     def _sample_frame(self, frame: Frame) -> None:
         """拉流线程里的每个解码帧：rPPG 皮肤采样。"""
-        self.state.pulse.add_frame(frame.timestamp_s, frame.image, frame.key_frame)
+        self.state.pulse.add_frame(frame.timestamp_s, frame.i420, frame.key_frame)
 
     @property
     def name(self) -> str:

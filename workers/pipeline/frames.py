@@ -1,20 +1,36 @@
-"""解码后的一帧，以及只保留最新一帧的槽位（拉流线程放入、分析线程取走）。"""
+"""解码后的一帧（解码器原样的 I420 平面），以及只保留最新一帧的槽位（拉流线程放入、分析线程取走）。
+
+拉流线程不做整帧颜色转换：rPPG 采样直接读平面里采样框那一小块（``SkinSampler.sample_i420``），
+只有真正被分析的帧（默认每 3 帧 1 帧）才在分析线程里转成 BGR（``Frame.bgr``，OpenCV 转换时释放 GIL）。
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
+import cv2
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Frame:
-    image: np.ndarray  # HxWx3 BGR uint8
+    i420: np.ndarray  # (H*3/2, W) uint8：Y 平面，随后 U、V 平面（各 H/2 x W/2），BT.601 有限范围
     pts_s: float | None  # 流内显示时间戳（秒）
     received_at: float  # time.monotonic()，解码完成时刻
     wall_time: float  # time.time()，解码完成时刻
     key_frame: bool = False  # 编码关键帧（I 帧）
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(宽, 高)"""
+        return self.i420.shape[1], self.i420.shape[0] * 2 // 3
+
+    @cached_property
+    def bgr(self) -> np.ndarray:
+        """HxWx3 BGR uint8（首次访问时转换，之后复用）。"""
+        return cv2.cvtColor(self.i420, cv2.COLOR_YUV2BGR_I420)
 
     @property
     def timestamp_s(self) -> float:

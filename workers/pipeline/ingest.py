@@ -2,7 +2,7 @@
 
 - 先 TCP 后 UDP（顺序可配），记住上次成功的传输方式，重连时优先使用；
 - 低延迟打开参数（nobuffer / low_delay / 极小 probesize），单线程（SLICE）解码，不引入额外帧延迟；
-- 缩放到不超过 ``frame_max_width x frame_max_height``；
+- 缩放到不超过 ``frame_max_width x frame_max_height``，帧保持解码器的 I420 平面（不做整帧颜色转换）；
 - 按分析帧率把帧放进“只保留最新一帧”的槽位，分析来不及时旧帧被覆盖并计入 dropped；
 - 有音轨时一并解码，重采样为 16 kHz 单声道 int16 交给 ``on_audio``（音轨出错不影响视频）；
 - 断流后指数退避 + 抖动重连，连续失败超过上限后放弃（状态 failed）。
@@ -218,8 +218,10 @@ class RtspIngest(threading.Thread):
         offer = now - self._last_offer >= self.sample_interval_s * 0.9
         if not offer and self.on_frame is None:
             return
-        image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
-        item = Frame(image=image, pts_s=frame.time, received_at=now, wall_time=time.time(), key_frame=frame.key_frame)
+        planes = frame
+        if (frame.width, frame.height) != size or frame.format.name != "yuv420p":
+            planes = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+        item = Frame(planes.to_ndarray(), frame.time, received_at=now, wall_time=time.time(), key_frame=frame.key_frame)
         if self.on_frame is not None:
             self.on_frame(item)
         if offer:

@@ -20,6 +20,8 @@ class PulseState:
     CLIENT_PPG_STALE_S = 3.0
     # 采样框没有变化时也每隔该时长重发一次 ppg.roi（学生端重连、重新推流后很快恢复采样）
     ROI_RESEND_S = 2.0
+    # 心率按约 10 秒的窗口估计，0.4 秒一次的推送之间几乎不变：同一结果最多复用这么久（每次估计约 3 ms）
+    ESTIMATE_EVERY_S = 1.0
 
     def __init__(self) -> None:
         self.video = PulseMonitor()
@@ -28,11 +30,12 @@ class PulseState:
         self._roi_sent: Roi | None = None
         self._roi_sent_at: float | None = None
         self._roi_seq = 0
+        self._estimate: tuple[float, PpgResult] | None = None  # (估计时刻, 结果)
 
     # ---- 拉流线程 ----
-    def add_frame(self, t_s: float, image_bgr: np.ndarray, key_frame: bool) -> None:
-        """每个解码帧（流内时间 ``t_s``）：在当前采样框内取皮肤均值。"""
-        self.video.add_frame(t_s, image_bgr, key_frame)
+    def add_frame(self, t_s: float, i420: np.ndarray, key_frame: bool) -> None:
+        """每个解码帧（流内时间 ``t_s``，解码器的 I420 平面）：在当前采样框内取皮肤均值。"""
+        self.video.add_frame(t_s, i420, key_frame)
 
     # ---- 学生端样本读取线程 ----
     def add_client_samples(self, rows: list[list[float]], now: float) -> None:
@@ -50,7 +53,13 @@ class PulseState:
             self.video.set_face(face.landmarks, image_size)
 
     def heart_rate(self, now: float) -> PpgResult:
-        """当前心率估计：学生端样本在持续到达时优先用它（编码前的画面，脉搏未被量化掉）；
+        """当前心率估计（``ESTIMATE_EVERY_S`` 内复用上次的结果）。"""
+        if self._estimate is None or not 0.0 <= now - self._estimate[0] < self.ESTIMATE_EVERY_S:
+            self._estimate = (now, self._fresh_estimate(now))
+        return self._estimate[1]
+
+    def _fresh_estimate(self, now: float) -> PpgResult:
+        """学生端样本在持续到达时优先用它（编码前的画面，脉搏未被量化掉）；
         它还没有给出心率而解码视频给出了时，用视频的。"""
         fresh = self._client_samples_at is not None and now - self._client_samples_at <= self.CLIENT_PPG_STALE_S
         client = dataclasses.replace(self.client.estimate(), source="client") if fresh else None
