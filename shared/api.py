@@ -214,10 +214,12 @@ class ConsumerStatus(BaseModel):
     state: ConsumerState = "pending"
     transport: str | None = None
     fps: float | None = Field(None, description="近几秒的解码帧率")
-    analysis_fps: float | None = None
+    analysis_fps: float | None = Field(None, description="近几秒实际的分析帧率")
+    analysis_fps_target: float | None = Field(None, description="配置的目标分析帧率（ANALYSIS_FPS）")
+    degraded: bool = Field(False, description="所属工作进程跟不上，所有流一起降低了分析帧率")
     frames_decoded: int = 0
     frames_analyzed: int = 0
-    dropped_frames: int = Field(0, description="因分析来不及而被新帧覆盖的待分析帧数")
+    dropped_frames: int = Field(0, description="按目标分析帧率本应分析而没有分析的帧数（降级时）")
     reconnects: int = 0
     latency_ms: float | None = Field(None, description="最近一次推送时：帧解码 -> 事件发出")
     last_frame_age_ms: float | None = None
@@ -234,6 +236,11 @@ class WorkerStatus(BaseModel):
     alive: bool
     last_seen_ms: int | None = None
     cpu_util: float | None = None
+    headroom: float | None = Field(
+        None, description="按目标分析帧率还能多承担的负载比例（1 空闲，0 刚好满，负数已降级）；还没测到时 null"
+    )
+    degraded: bool = Field(False, description="跟不上目标分析帧率，所有流一起降低了分析帧率")
+    analysis_fps: float | None = Field(None, description="当前每路流的分析帧率")
 
 
 class RtspStatusResponse(BaseModel):

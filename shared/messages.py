@@ -76,7 +76,9 @@ class Anomaly(BaseModel):
 class SystemMetrics(BaseModel):
     gpu_util: float | None = None
     cpu_util: float | None = None
-    dropped_frames: int = 0
+    dropped_frames: int = Field(0, description="按目标分析帧率本应分析而没有分析的帧（累计）")
+    degraded: bool = Field(False, description="所属工作进程跟不上：它的所有流一起降低了分析帧率（解码与 rPPG 采样照常）")
+    analysis_fps: float | None = Field(None, description="所属工作进程当前每路流的分析帧率（降级时低于目标）")
 
 
 class MonitorUpdate(BaseModel):

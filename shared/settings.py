@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     offer_max_bytes: int = Field(32768, ge=1024, description="signal.offer 中 SDP 的最大字节数")
 
     # --- 工作进程与任务租约 ---
-    worker_capacity: int = Field(8, ge=1, description="每个工作进程最多同时处理的流数")
+    worker_capacity: int = Field(
+        24, ge=1, description="每个工作进程最多同时处理的流数（上限；实际按实测余量认领，见 pipeline/pacing.py）"
+    )
     lease_ttl_ms: int = Field(3000, ge=500, description="流租约有效期；所属进程失联超过该时间后流可被他人接管")
     claim_interval_ms: int = Field(500, ge=50, description="工作进程认领/续约/对账的周期")
     worker_metrics_host: str = Field("0.0.0.0", description="监督进程提供 /metrics（全部工作进程的指标）的监听地址")

@@ -37,6 +37,7 @@ from .output.publisher import EventPublisher, ReplayBuffer
 from .output.report_sink import SessionSink
 from .pipeline.analysis_step import AnalysisLoop
 from .pipeline.client_ppg import ClientPpgReader
+from .pipeline.pacing import AnalysisPacer
 from .pipeline.registry import ConsumerRegistry
 from .stats.gpu import GpuProbe
 from .stats.metrics import WorkerMetrics
@@ -66,11 +67,14 @@ class WorkerProcess:
         registry = ConsumerRegistry()
         wake = threading.Event()
         detector = FaceDetector(settings.face_detect_width, settings.face_min_score)
-        self.analysis = AnalysisLoop(registry, detector, self.emotion, self.speech_emotion, outbox, wake, metrics)
+        pacer = AnalysisPacer(1.0 / settings.analysis_fps)
+        self.analysis = AnalysisLoop(registry, detector, self.emotion, self.speech_emotion, outbox, wake, metrics, pacer)
         self.client_ppg = ClientPpgReader(client, keys, registry.snapshot, self.stop_event)
         leases = Leases(client, keys, self.worker_id, settings.lease_ttl_ms)
         sink = SessionSink(client, keys)
-        self.assigner = StreamAssigner(leases, registry, settings, sink, outbox, wake, metrics, GpuProbe.for_visible_devices())
+        self.assigner = StreamAssigner(
+            leases, registry, settings, sink, outbox, wake, metrics, GpuProbe.for_visible_devices(), pacer
+        )
 
     def run(self) -> None:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)

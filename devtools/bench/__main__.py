@@ -3,6 +3,7 @@
 ``python -m devtools.bench pipeline --streams 4 --seconds 30 --processes 1``
 ``python -m devtools.bench accuracy``（见 accuracy.py / scenarios.py / costs.py）
 ``python -m devtools.bench soak --minutes 10``（见 soak.py）
+``python -m devtools.bench throughput --baseline seed``（见 throughput.py：达标的最大路数，与种子设计对比）
 
 用真实部件（嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关、工作进程、python-socketio 客户端）
 测量：首个 monitor.update 的到达时间、工作进程内延迟（帧解码 -> 发出，payload 的 latency_ms）、
@@ -125,8 +126,19 @@ def main(argv: list[str] | None = None) -> None:
     k.add_argument("--processes", type=int, default=2)
     k.add_argument("--kill-every", type=float, default=120.0, help="每隔多少秒杀一个工作进程")
     k.add_argument("--emotion-backend", default="auto", help="EMOTION_BACKEND（none 可在 CPU 不足时只看调度与恢复）")
+    t = sub.add_parser("throughput", help="达标（p95 <= 200 ms、每路分析帧率 >= 90%）的最大路数，可与种子设计对比")
+    t.add_argument("--processes", type=int, default=2, help="工作进程数（默认与 make run、compose 相同）")
+    t.add_argument("--seconds", type=float, default=30.0, help="每次探测的测量时长")
+    t.add_argument("--start", type=int, default=6, help="搜索的起点路数")
+    t.add_argument("--limit", type=int, default=48, help="搜索的上限路数")
+    t.add_argument("--streams", type=int, default=None, help="只测这么多路（不搜索），例如 2 倍过载")
+    t.add_argument("--baseline", choices=["seed"], default=None)
     args = parser.parse_args(argv)
-    if args.command == "pipeline":
+    if args.command == "throughput":
+        from .throughput import bench_throughput
+
+        result = bench_throughput(args.processes, args.seconds, args.start, args.limit, args.streams, args.baseline)
+    elif args.command == "pipeline":
         result = bench_pipeline(args.streams, args.seconds, args.processes)
     elif args.command == "soak":
         from .soak import bench_soak

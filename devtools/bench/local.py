@@ -13,6 +13,7 @@ from pathlib import Path
 from subprocess import Popen
 
 import httpx
+import numpy as np
 import socketio
 
 from devtools.stack.processes import gateway_secrets, monitor_token, start_gateway, start_workers, stop_all, wait_healthy
@@ -51,7 +52,8 @@ class LocalStack:
     rtsp: RtspServer
     clip: Path
     gateway: Popen
-    workers: Popen
+    workers: Popen | None
+    env: dict[str, str] = field(default_factory=dict)
     publishers: list[ClipPublisher] = field(default_factory=list)
 
     def post(self, path: str, body: dict) -> dict:
@@ -77,11 +79,12 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(processes: int, **env_overrides: str) -> Iterator[LocalStack]:
+def local_stack(processes: int, audio: np.ndarray | None = None, **env_overrides: str) -> Iterator[LocalStack]:
+    """``processes`` 为 0 时不启动工作进程池（基准自己接上别的分析进程）；``audio``：推流片段的音轨（16 kHz int16）。"""
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     redis_server = EmbeddedRedis(tmp / "redis").start()
     rtsp = RtspServer().start()
-    clip = encode_clip(tmp / "face.mp4", face_frames(60))
+    clip = encode_clip(tmp / "face.mp4", face_frames(60), audio=audio)
     port = free_port()
     secrets = gateway_secrets()
     api_key = secrets["API_KEY"]
@@ -96,8 +99,8 @@ def local_stack(processes: int, **env_overrides: str) -> Iterator[LocalStack]:
         **env_overrides,
     )
     gateway = start_gateway(env)
-    workers = start_workers(env, processes)
-    stack = LocalStack(f"http://127.0.0.1:{port}", api_key, rtsp, clip, gateway, workers)
+    workers = start_workers(env, processes) if processes else None
+    stack = LocalStack(f"http://127.0.0.1:{port}", api_key, rtsp, clip, gateway, workers, env=env)
     try:
         wait_healthy(stack.base, gateway, timeout=60, workers=processes)
         yield stack

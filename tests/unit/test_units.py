@@ -39,10 +39,18 @@ from workers.state.vision import Observation
         (3, 7, 8, 10, [PeerLoad(0, 8)], 0),  # 目标 5，自己已有 7 -> 0，对方来接
         (10, 0, 3, 10, [], 3),  # 不超过容量
         (0, 0, 8, 0, [PeerLoad(0, 8)], 0),
+        (4, 3, 8, 6, [PeerLoad(3, 8, headroom=-0.2)], 4),  # 对方已降级：自己接下全部（不按数量平分）
     ],
 )
 def test_plan_claims(unowned, mine, cap, total, peers, expected) -> None:
     assert plan_claims(unowned, mine, cap, total, peers) == expected
+
+
+def test_plan_claims_leaves_streams_to_a_peer_with_headroom_when_one_more_would_degrade() -> None:
+    peers = [PeerLoad(2, 8, headroom=0.5)]
+    assert plan_claims(3, 2, 8, 7, peers, fits_one_more=False) == 0
+    # 谁都没有余量：照常认领（各进程一起降级，而不是让流没人处理）
+    assert plan_claims(3, 2, 8, 7, [PeerLoad(2, 8, headroom=-0.1)], fits_one_more=False) == 3
 
 
 def test_plan_claims_converges_to_balanced_assignment() -> None:
@@ -121,13 +129,13 @@ def _frame(t: float) -> Frame:
     return Frame(np.zeros((3, 2), np.uint8), pts_s=t, received_at=t, wall_time=1.7e9 + t)
 
 
-def test_frame_slot_keeps_newest_and_counts_overwrites() -> None:
+def test_frame_slot_keeps_newest() -> None:
     slot = FrameSlot()
     assert slot.take() is None
     for t in (1.0, 2.0, 3.0):
         slot.put(_frame(t))
     taken = slot.take()
-    assert taken is not None and taken.pts_s == 3.0 and slot.dropped == 2
+    assert taken is not None and taken.pts_s == 3.0
     assert slot.take() is None
 
 

@@ -23,6 +23,7 @@ from shared.settings import Settings
 from ..output.outbox import Outbox
 from ..output.report_sink import SessionSink
 from ..pipeline.consumer import StreamConsumer
+from ..pipeline.pacing import AnalysisPacer
 from ..pipeline.registry import ConsumerRegistry
 from ..stats.gpu import GpuProbe
 from ..stats.metrics import WorkerMetrics
@@ -47,10 +48,12 @@ class StreamAssigner:
         wake: threading.Event,
         metrics: WorkerMetrics,
         gpu: GpuProbe,
+        pacer: AnalysisPacer,
     ) -> None:
         self.leases = leases
         self.metrics = metrics
         self.gpu = gpu
+        self.pacer = pacer
         self.counters = StreamCounters(metrics)
         self._cpu_ratio = 0.0
         self.registry = registry
@@ -72,6 +75,7 @@ class StreamAssigner:
         self.outbox.gpu_util = self.gpu.utilization()
         self._cpu_ratio = round(self._process.cpu_percent(None) / 100.0, 3)
         self.metrics.cpu_ratio.set(self._cpu_ratio)
+        self.metrics.analysis_fps.set(round(self.pacer.fps, 2))
         self.metrics.rss_bytes.set(self._process.memory_info().rss)
         now_ms = self.leases.server_time_ms()
         desired = self.leases.desired()
@@ -93,7 +97,7 @@ class StreamAssigner:
         if self.registry.names() != before:
             self.leases.update_status(self.worker_status(now_ms))
         consumers = self.registry.snapshot()
-        self.leases.publish_status([c.status(self.worker_id) for c in consumers])
+        self.leases.publish_status([c.status(self.worker_id, self.pacer) for c in consumers])
         self.counters.update(consumers)
         self.metrics.active_streams.set(len(consumers))
         if time.monotonic() - self._last_flush >= self.settings.aggregate_flush_s:
@@ -164,8 +168,11 @@ class StreamAssigner:
     def _claim(self, desired: dict[str, StreamJob], peers: list[WorkerStatus]) -> None:
         owners = self.leases.owners(list(desired))
         unowned = [name for name, owner in owners.items() if owner is None]
-        loads = [PeerLoad(len(p.streams), p.capacity) for p in peers]
-        budget = plan_claims(len(unowned), len(self.registry.names()), self.settings.worker_capacity, len(desired), loads)
+        loads = [PeerLoad(len(p.streams), p.capacity, p.headroom) for p in peers]
+        budget = plan_claims(
+            len(unowned), len(self.registry.names()), self.settings.worker_capacity, len(desired), loads,
+            self.pacer.fits_one_more(),
+        )
         self._rng.shuffle(unowned)
         for name in unowned:
             if budget <= 0:
@@ -173,7 +180,9 @@ class StreamAssigner:
             how = self.leases.try_claim(name)
             if how is not None:
                 budget -= 1
-                consumer = StreamConsumer(desired[name], self.settings, self.wake, self.metrics.stage_seconds.labels("decode"))
+                consumer = StreamConsumer(
+                    desired[name], self.settings, self.wake, self.metrics.stage_seconds.labels("decode")
+                )
                 self.registry.add(consumer)
                 consumer.start()
                 self.metrics.assignments.labels(how).inc()
@@ -189,4 +198,7 @@ class StreamAssigner:
             alive=True,
             last_seen_ms=now_ms,
             cpu_util=self._cpu_ratio,
+            headroom=self.pacer.headroom,
+            degraded=self.pacer.degraded,
+            analysis_fps=round(self.pacer.fps, 2),
         )

@@ -1,7 +1,8 @@
 """负载均衡规则（纯函数）：本周期认领几条无主流、是否交出一条。
 
 目标是各进程负载接近：只在自己的负载低于平均目标 ceil(总流数 / 进程数)，或不超过“其他有空位进程的最小负载 + 1”时认领；
-负载高于平均目标且有别的进程低于目标、还有空位时交出一条。
+负载高于平均目标且有别的进程低于目标、还有空位时交出一条。按实测算力认领：自己再加一路就会降级、而别的进程还有余量时不认领
+（都没有余量时照常认领，由各进程一起降低分析帧率，见 ``pipeline.pacing``）。
 """
 
 from __future__ import annotations
@@ -14,20 +15,30 @@ from dataclasses import dataclass
 class PeerLoad:
     load: int
     capacity: int
+    headroom: float | None = None  # 实测余量（``AnalysisPacer.headroom``）；还没测到时 None
+
+    @property
+    def can_take_more(self) -> bool:
+        return self.load < self.capacity and (self.headroom is None or self.headroom > 0)
 
 
-def plan_claims(unowned: int, my_load: int, capacity: int, total_desired: int, peers: list[PeerLoad]) -> int:
+def plan_claims(
+    unowned: int, my_load: int, capacity: int, total_desired: int, peers: list[PeerLoad], fits_one_more: bool = True
+) -> int:
     """本周期最多认领几条流（纯函数）。
 
     ``peers`` 为其他存活工作进程。目标是各进程负载接近：
     - 不超过自身剩余容量与无主流数；
     - 可以补到平均目标 ceil(总流数 / 进程数)；
-    - 或补到“其他有空位进程的最小负载 + 1”（容量不均时保证无主流终会被认领）。
+    - 或补到“其他有空位进程的最小负载 + 1”（容量不均时保证无主流终会被认领）；
+    - ``fits_one_more`` 为 False（再加一路就会降级）而别的进程还有空位与余量时不认领。
     """
     room = min(capacity - my_load, unowned)
     if room <= 0:
         return 0
-    open_peers = [p.load for p in peers if p.load < p.capacity]
+    if not fits_one_more and any(p.can_take_more for p in peers):
+        return 0
+    open_peers = [p.load for p in peers if p.can_take_more]
     if not open_peers:
         return room
     target = math.ceil(total_desired / (len(peers) + 1))

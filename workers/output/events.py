@@ -19,6 +19,7 @@ from shared.messages import (
 )
 
 from ..analysis.ppg import PpgResult
+from ..pipeline.pacing import AnalysisPacer
 from ..state.snapshot import StreamSnapshot
 
 
@@ -98,6 +99,7 @@ def build_monitor_update(
     emotion_ready: bool,
     audio_emotion_ready: bool = False,
     gpu_util: float | None = None,
+    pacer: AnalysisPacer | None = None,
 ) -> MonitorUpdate:
     """``now_wall``：Unix 时间（事件时间戳）。"""
     metrics = metrics_of(snap)
@@ -109,7 +111,13 @@ def build_monitor_update(
         metrics=metrics,
         anomalies=[Anomaly(code=a.code, severity=a.severity, duration_ms=a.duration_ms) for a in snap.anomalies],
         latency_ms=latency_ms,
-        system=SystemMetrics(gpu_util=gpu_util, cpu_util=cpu_util, dropped_frames=dropped_frames),
+        system=SystemMetrics(
+            gpu_util=gpu_util,
+            cpu_util=cpu_util,
+            dropped_frames=dropped_frames,
+            degraded=pacer is not None and pacer.degraded,
+            analysis_fps=None if pacer is None else round(pacer.fps, 2),
+        ),
         null_reasons=null_reasons(metrics, snap.ppg, has_audio, audio_emotion_ready),
     )
 

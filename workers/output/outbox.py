@@ -11,6 +11,7 @@ from collections.abc import Callable
 from shared import events as ev
 from shared.api import StreamJob
 
+from ..pipeline.pacing import AnalysisPacer
 from ..state.stream_state import StreamState
 from ..stats.metrics import WorkerMetrics
 from . import routing
@@ -35,7 +36,13 @@ class Outbox:
         self.gpu_util: float | None = None  # 同上；没有 NVML 时为 None
 
     def stream_update(
-        self, job: StreamJob, state: StreamState, aggregate: SessionAggregator, dropped_frames: int, now: float
+        self,
+        job: StreamJob,
+        state: StreamState,
+        aggregate: SessionAggregator,
+        dropped_frames: int,
+        pacer: AnalysisPacer,
+        now: float,
     ) -> None:
         """该流刚分析完一帧且到了推送时间：发 monitor.update、兼容旧前端的事件与（需要时）``ppg.roi``，并计入会话汇总。"""
         latency_ms = state.mark_published(now)
@@ -52,6 +59,7 @@ class Outbox:
             cpu_util=self.cpu_util,
             gpu_util=self.gpu_util,
             dropped_frames=dropped_frames,
+            pacer=pacer,
             emotion_ready=self.emotion_ready(),
             audio_emotion_ready=self.audio_emotion_ready(),
         )

@@ -1,6 +1,6 @@
 """分析线程（每进程一个）：一帧变成指标的地方。
 
-每一步：取各流槽位里的最新帧 -> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态
+每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧 -> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态
 （``StreamState.observe``）-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
 """
 
@@ -22,6 +22,7 @@ from ..state.vision import Observation
 from ..stats.metrics import WorkerMetrics
 from .consumer import StreamConsumer
 from .frames import Frame
+from .pacing import AnalysisPacer
 from .registry import ConsumerRegistry
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ Detected = tuple[StreamConsumer, Frame, FaceDetections]
 
 
 class AnalysisLoop(threading.Thread):
+    POLL_S = 0.05  # 没有被唤醒时也隔这么久看一次
     def __init__(
         self,
         registry: ConsumerRegistry,
@@ -39,6 +41,7 @@ class AnalysisLoop(threading.Thread):
         outbox: Outbox,
         wake: threading.Event,
         metrics: WorkerMetrics,
+        pacer: AnalysisPacer,
     ) -> None:
         super().__init__(name="analysis", daemon=True)
         self.metrics = metrics
@@ -47,12 +50,13 @@ class AnalysisLoop(threading.Thread):
         self.emotion = emotion
         self.speech_emotion = speech_emotion
         self.outbox = outbox
-        self.wake = wake
+        self.wake = wake  # 拉流线程放入一帧已到点的帧时唤醒（见 ``FrameSlot``）
+        self.pacer = pacer
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            self.wake.wait(timeout=0.05)
+            self.wake.wait(timeout=self.POLL_S)
             self.wake.clear()
             try:
                 self.step()
@@ -60,9 +64,14 @@ class AnalysisLoop(threading.Thread):
                 log.exception("analysis step failed")
 
     def step(self) -> None:
-        batch = self._detect()
-        if not batch:
-            return
+        started = time.perf_counter()
+        consumers = self.registry.snapshot()
+        batch = self._detect(consumers)
+        if batch:
+            self._analyse(batch)
+        self.pacer.record(time.perf_counter() - started, len(batch), len(consumers))
+
+    def _analyse(self, batch: list[Detected]) -> None:
         grays = [cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2GRAY) if faces.faces else None for _, frame, faces in batch]
         emotions = self._emotions(batch, grays)
         now = time.monotonic()
@@ -73,13 +82,16 @@ class AnalysisLoop(threading.Thread):
         for consumer, _, _ in batch:
             self._classify_speech(consumer, now)
             if consumer.state.publish_due(now):
-                self.outbox.stream_update(consumer.job, consumer.state, consumer.aggregate, consumer.slot.dropped, now)
+                self.outbox.stream_update(
+                    consumer.job, consumer.state, consumer.aggregate, consumer.missed_analyses, self.pacer, now
+                )
 
-    def _detect(self) -> list[Detected]:
-        """各流槽位里的最新帧（没有新帧的流跳过）及其人脸。"""
+    def _detect(self, consumers: list[StreamConsumer]) -> list[Detected]:
+        """到点的各流的最新帧（没有新帧的流跳过）及其人脸。"""
         batch: list[Detected] = []
-        for consumer in self.registry.snapshot():
-            frame = consumer.slot.take()
+        now = time.monotonic()
+        for consumer in consumers:
+            frame = consumer.begin_analysis(self.pacer, now)
             if frame is None:
                 continue
             started = time.perf_counter()

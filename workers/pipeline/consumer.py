@@ -15,6 +15,7 @@ from ..output.aggregate import Deltas, SessionAggregator
 from ..state.stream_state import StreamState
 from .frames import Frame, FrameSlot
 from .ingest import Observer, RtspIngest
+from .pacing import AnalysisPacer
 
 
 def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
@@ -26,12 +27,18 @@ def anomaly_policies(settings: Settings) -> dict[str, AnomalyPolicy]:
 
 
 class StreamConsumer:
-    def __init__(self, job: StreamJob, settings: Settings, wake: threading.Event, decode_seconds: Observer | None = None) -> None:
+    def __init__(
+        self, job: StreamJob, settings: Settings, wake: threading.Event, decode_seconds: Observer | None = None
+    ) -> None:
         self.job = job
         self.degraded_after_s = settings.degraded_after_s
         self.aggregate = SessionAggregator()
         self._reported_media = (0, 0)  # 已计入汇总的 (重连次数, 丢帧数)
         self.slot = FrameSlot()
+        # 以下由分析线程写入：上次分析的那一帧的到达时刻（monotonic），与按目标帧率本应分析而没有分析的次数
+        self.last_analysed_at: float | None = None
+        self.frames_at_last_analysis = 0
+        self.missed_analyses = 0
         self.state = StreamState(
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
             analysis_interval_s=1.0 / settings.analysis_fps,
@@ -46,12 +53,25 @@ class StreamConsumer:
             ),
             settings=settings,
             slot=self.slot,
-            sample_interval_s=1.0 / settings.analysis_fps,
             wake=wake,
             on_frame=self._sample_frame,
             on_audio=self.state.audio.sample,
             decode_seconds=decode_seconds,
         )
+
+    def begin_analysis(self, pacer: AnalysisPacer, now: float) -> Frame | None:
+        """分析线程：该流到点时取走最新一帧（没有新帧时 None），并记下这次之前错过的分析。"""
+        if not pacer.due(self.last_analysed_at, now):
+            return None
+        frame = self.slot.take()
+        if frame is None:
+            return None
+        decoded = self.ingest.frames_decoded
+        at = frame.received_at  # 以帧到达的时刻计：各路流保持各自的相位，不会被同一步的处理对齐成一批
+        self.missed_analyses += pacer.missed(self.last_analysed_at, at, decoded - self.frames_at_last_analysis)
+        self.last_analysed_at, self.frames_at_last_analysis = at, decoded
+        self.slot.due_at = pacer.next_due(at)
+        return frame
 
     def _sample_frame(self, frame: Frame) -> None:
         """拉流线程里的每个解码帧：rPPG 皮肤采样。"""
@@ -78,7 +98,7 @@ class StreamConsumer:
 
     def take_deltas(self) -> Deltas:
         """取出待写入的汇总增量（含自上次以来的重连与丢帧）。"""
-        media = (self.ingest.reconnects, self.slot.dropped)
+        media = (self.ingest.reconnects, self.missed_analyses)
         reconnects, dropped = (a - b for a, b in zip(media, self._reported_media))
         self._reported_media = media
         self.aggregate.add_media(reconnects=reconnects, dropped_frames=dropped)
@@ -88,7 +108,7 @@ class StreamConsumer:
         """流停止时结束进行中的异常事件段并计入汇总。"""
         self.aggregate.add_episodes(self.state.anomalies.close_all(now))
 
-    def status(self, owner: str) -> ConsumerStatus:
+    def status(self, owner: str, pacer: AnalysisPacer) -> ConsumerStatus:
         now = time.monotonic()
         ingest, state = self.ingest, self.state
         age = None if ingest.last_frame_at is None else round((now - ingest.last_frame_at) * 1000.0, 1)
@@ -102,9 +122,11 @@ class StreamConsumer:
             transport=ingest.transport,
             fps=round(ingest.fps_meter.rate(now), 2),
             analysis_fps=round(state.analysis_meter.rate(now), 2),
+            analysis_fps_target=round(1.0 / pacer.target_interval_s, 2),
+            degraded=pacer.degraded,
             frames_decoded=ingest.frames_decoded,
             frames_analyzed=state.frames_analyzed,
-            dropped_frames=self.slot.dropped,
+            dropped_frames=self.missed_analyses,
             reconnects=ingest.reconnects,
             latency_ms=state.throttle.last_latency_ms,
             last_frame_age_ms=age,

@@ -1,4 +1,4 @@
-"""解码后的一帧（解码器原样的 I420 平面），以及只保留最新一帧的槽位（拉流线程放入、分析线程取走）。
+"""解码后的一帧（解码器原样的 I420 平面），以及只保留最新一帧的槽位（拉流线程每帧放入、分析线程到点时取走）。
 
 拉流线程不做整帧颜色转换：rPPG 采样直接读平面里采样框那一小块（``SkinSampler.sample_i420``），
 只有真正被分析的帧（默认每 3 帧 1 帧）才在分析线程里转成 BGR（``Frame.bgr``，OpenCV 转换时释放 GIL）。
@@ -39,18 +39,20 @@ class Frame:
 
 
 class FrameSlot:
-    """只保留最新一帧的单槽位；被覆盖而未取走的帧计为丢弃。"""
+    """只保留最新一帧的单槽位：拉流线程每帧覆盖，分析线程到点时取走（取走的总是最新的）。
+
+    ``due_at``（monotonic）由分析线程在取走一帧后写入：下一次分析的时刻。``put`` 返回这一帧是否已到点，
+    拉流线程据此唤醒分析线程，于是被分析的总是刚解码出来的帧，各路流也按各自帧到达的相位错开。"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._frame: Frame | None = None
-        self.dropped = 0
+        self.due_at = 0.0
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame) -> bool:
         with self._lock:
-            if self._frame is not None:
-                self.dropped += 1
             self._frame = frame
+        return frame.received_at >= self.due_at
 
     def take(self) -> Frame | None:
         with self._lock:

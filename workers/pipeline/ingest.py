@@ -3,7 +3,7 @@
 - 先 TCP 后 UDP（顺序可配），记住上次成功的传输方式，重连时优先使用；
 - 低延迟打开参数（nobuffer / low_delay / 极小 probesize），单线程（SLICE）解码，不引入额外帧延迟；
 - 缩放到不超过 ``frame_max_width x frame_max_height``，帧保持解码器的 I420 平面（不做整帧颜色转换）；
-- 按分析帧率把帧放进“只保留最新一帧”的槽位，分析来不及时旧帧被覆盖并计入 dropped；
+- 每帧放进“只保留最新一帧”的槽位（分析线程按自己的节奏取走最新的，见 ``pacing``）；
 - 有音轨时一并解码，重采样为 16 kHz 单声道 int16 交给 ``on_audio``（音轨出错不影响视频）；
 - 断流后指数退避 + 抖动重连，连续失败超过上限后放弃（状态 failed）。
 """
@@ -53,7 +53,7 @@ class Observer(Protocol):
 
 
 class RtspIngest(threading.Thread):
-    """拉流线程。``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
+    """拉流线程。``wake`` （可选）在放入一帧、且这一帧已到分析时间时被置位；``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
     ``on_audio`` （可选）收到 16 kHz 单声道 int16 PCM 片段。"""
 
     def __init__(
@@ -62,7 +62,6 @@ class RtspIngest(threading.Thread):
         url: str,
         settings: Settings,
         slot: FrameSlot,
-        sample_interval_s: float,
         wake: threading.Event | None = None,
         on_frame: Callable[[Frame], None] | None = None,
         on_audio: Callable[[np.ndarray], None] | None = None,
@@ -75,7 +74,6 @@ class RtspIngest(threading.Thread):
         self._password = urlsplit(url).password
         self.settings = settings
         self.slot = slot
-        self.sample_interval_s = sample_interval_s
         self.wake = wake
         self.on_frame = on_frame
         self.on_audio = on_audio
@@ -93,7 +91,6 @@ class RtspIngest(threading.Thread):
         self.last_frame_at: float | None = None
         self.fps_meter = RateMeter()
         self._had_session = False
-        self._last_offer = 0.0
 
     def _redact(self, text: str) -> str:
         """错误信息会进入状态接口与日志：去掉地址里的读取密码。"""
@@ -215,17 +212,11 @@ class RtspIngest(threading.Thread):
         self.frames_decoded += 1
         self.last_frame_at = now
         self.fps_meter.mark(now)
-        offer = now - self._last_offer >= self.sample_interval_s * 0.9
-        if not offer and self.on_frame is None:
-            return
         planes = frame
         if (frame.width, frame.height) != size or frame.format.name != "yuv420p":
             planes = frame.reformat(width=size[0], height=size[1], format="yuv420p")
         item = Frame(planes.to_ndarray(), frame.time, received_at=now, wall_time=time.time(), key_frame=frame.key_frame)
         if self.on_frame is not None:
             self.on_frame(item)
-        if offer:
-            self._last_offer = now
-            self.slot.put(item)
-            if self.wake is not None:
-                self.wake.set()
+        if self.slot.put(item) and self.wake is not None:
+            self.wake.set()

@@ -60,6 +60,11 @@ class WorkerMetrics:
             "proctor_worker_process_cpu_ratio", "每个工作进程的 CPU 占用（1 = 一个核）", multiprocess_mode="liveall",
             registry=registry,
         )
+        self.analysis_fps = Gauge(
+            "proctor_worker_analysis_fps",
+            "每个工作进程当前每路流的分析帧率（低于 ANALYSIS_FPS 即为降级：进程跟不上，所有流一起放慢）",
+            multiprocess_mode="liveall", registry=registry,
+        )
         self.rss_bytes = Gauge(
             "proctor_worker_process_resident_memory_bytes", "每个工作进程的常驻内存", multiprocess_mode="liveall",
             registry=registry,

@@ -11,7 +11,7 @@ from .metrics import WorkerMetrics
 
 
 def _counts(consumer: StreamConsumer) -> tuple[int, int, int, int]:
-    return (consumer.ingest.frames_decoded, consumer.slot.dropped, consumer.state.frames_analyzed, consumer.ingest.reconnects)
+    return (consumer.ingest.frames_decoded, consumer.missed_analyses, consumer.state.frames_analyzed, consumer.ingest.reconnects)
 
 
 class StreamCounters:
