@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from devtools.stack.servers import ffmpeg_from_frames
-from devtools.synthetic import bgr_to_i420, PulseTrack, face_frames, simulate_pulse
+from devtools.synthetic import PulseTrack, bgr_to_i420, face_frames, simulate_pulse
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PulseMonitor
 

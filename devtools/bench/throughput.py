@@ -133,8 +133,11 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
     if status0 is not None and status1 is not None:
         before = {s["stream_name"]: s for s in status0["streams"]}
         after = {s["stream_name"]: s for s in status1["streams"]}
-        analysed = [(after[n]["frames_analyzed"] - before[n]["frames_analyzed"]) / elapsed if n in before and n in after else 0.0 for n in names]  # fmt: skip
-        decoded = [(after[n]["frames_decoded"] - before[n]["frames_decoded"]) / elapsed if n in before and n in after else 0.0 for n in names]  # fmt: skip
+
+        def rate(field: str) -> list[float]:
+            return [(after[n][field] - before[n][field]) / elapsed if n in before and n in after else 0.0 for n in names]
+
+        analysed, decoded = rate("frames_analyzed"), rate("frames_decoded")
         degraded = any(w.get("degraded") for w in status1["workers"])
     else:  # 种子设计：每分析一帧发一条
         per = {n: 0 for n in names}

@@ -1,7 +1,8 @@
 """分析线程（每进程一个）：一帧变成指标的地方。
 
-每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧 -> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态
-（``StreamState.observe``）-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
+每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧
+-> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态（``StreamState.observe``）
+-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ Detected = tuple[StreamConsumer, Frame, FaceDetections]
 
 class AnalysisLoop(threading.Thread):
     POLL_S = 0.05  # 没有被唤醒时也隔这么久看一次
+
     def __init__(
         self,
         registry: ConsumerRegistry,

@@ -53,7 +53,8 @@ class Observer(Protocol):
 
 
 class RtspIngest(threading.Thread):
-    """拉流线程。``wake`` （可选）在放入一帧、且这一帧已到分析时间时被置位；``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
+    """拉流线程。``wake`` （可选）在放入一帧、且这一帧已到分析时间时被置位；
+    ``on_frame`` （可选）在本线程里收到每一帧（用于需要逐帧数据的分析，如 rPPG）；
     ``on_audio`` （可选）收到 16 kHz 单声道 int16 PCM 片段。"""
 
     def __init__(
