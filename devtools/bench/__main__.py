@@ -16,18 +16,10 @@ import argparse
 import json
 import statistics
 import time
-from datetime import datetime
 
 import psutil
 
-from .local import UpdateLog, local_stack
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+from .local import UpdateLog, delivery_ms, local_stack, percentile
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -70,11 +62,8 @@ def bench_pipeline(streams: int, seconds: float, processes: int) -> dict:
             log.close()
 
     worker_ms = [d["latency_ms"] for _, _, d in window if d["latency_ms"] is not None]
-    delivery_ms = [
-        (wall - datetime.fromisoformat(d["timestamp"].replace("Z", "+00:00")).timestamp()) * 1000.0
-        for _, wall, d in window
-    ]
-    e2e_ms = [a + b for a, b in zip(worker_ms, delivery_ms)]
+    delivered = [delivery_ms(wall, d) for _, wall, d in window]
+    e2e_ms = [a + b for a, b in zip(worker_ms, delivered)]
     elapsed = t1 - t0
     worker_cores = (cpu1 - cpu0) / elapsed
     return {
@@ -88,9 +77,9 @@ def bench_pipeline(streams: int, seconds: float, processes: int) -> dict:
             "streams_with_data": len(first),
         },
         "monitor_update_hz_per_stream": round(len(window) / elapsed / streams, 2),
-        "worker_latency_ms": {"p50": _pct(worker_ms, 0.5), "p95": _pct(worker_ms, 0.95)},
-        "delivery_ms": {"p50": _pct(delivery_ms, 0.5), "p95": _pct(delivery_ms, 0.95)},
-        "decode_to_client_ms": {"p50": _pct(e2e_ms, 0.5), "p95": _pct(e2e_ms, 0.95)},
+        "worker_latency_ms": {"p50": percentile(worker_ms, 0.5), "p95": percentile(worker_ms, 0.95)},
+        "delivery_ms": {"p50": percentile(delivered, 0.5), "p95": percentile(delivered, 0.95)},
+        "decode_to_client_ms": {"p50": percentile(e2e_ms, 0.5), "p95": percentile(e2e_ms, 0.95)},
         "worker_cpu_cores": round(worker_cores, 3),
         "worker_cpu_cores_per_stream": round(worker_cores / streams, 3),
         "gateway_cpu_cores": round((gw1 - gw0) / elapsed, 3),

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from subprocess import Popen
 
@@ -20,6 +21,20 @@ from devtools.stack.processes import gateway_secrets, monitor_token, start_gatew
 from devtools.stack.servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, python_env
 from devtools.synthetic import face_frames
 from shared import events as ev
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """``q``（0..1）分位数，保留 1 位小数；没有数据时 None。"""
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+
+
+def delivery_ms(received_wall: float, payload: dict) -> float:
+    """投递延迟：事件的 ``timestamp``（工作进程发出时，ISO-8601 UTC）到客户端收到（同一台机器同一时钟）。"""
+    sent = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00")).timestamp()
+    return (received_wall - sent) * 1000.0
 
 
 class UpdateLog:

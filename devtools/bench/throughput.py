@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import httpx
 import numpy as np
@@ -28,20 +27,13 @@ from devtools.synthetic import speech_pcm
 from shared.keys import RedisKeys
 from workers.analysis.audio import SAMPLE_RATE
 
-from .local import LocalStack, UpdateLog, local_stack
+from .local import LocalStack, UpdateLog, delivery_ms, local_stack, percentile
 
 TARGET_P95_MS = 200.0
 TARGET_FPS = 5.0  # ANALYSIS_FPS 的默认值
 DECODE_FPS = 15.0
 MIN_SHARE = 0.9  # 每路分析帧率不低于目标的 90%
 WARM_S = 12.0
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
 def clip_audio(seconds: float = 4.0) -> np.ndarray:
@@ -126,7 +118,7 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
     window = [(at, wall, d) for at, wall, d in log.snapshot(mark) if d["session_id"] in set(names)]
     elapsed = t1 - t0
     e2e = [
-        d["latency_ms"] + (wall - datetime.fromisoformat(d["timestamp"].replace("Z", "+00:00")).timestamp()) * 1000.0
+        d["latency_ms"] + delivery_ms(wall, d)
         for _, wall, d in window
         if d.get("latency_ms") is not None
     ]
@@ -151,7 +143,7 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
         for stage, (s0, c0) in stages0.items()
         if stage in stages1 and stages1[stage][1] > c0
     }
-    p95 = _pct(e2e, 0.95)
+    p95 = percentile(e2e, 0.95)
     ok = (
         p95 is not None
         and p95 <= TARGET_P95_MS
@@ -162,7 +154,7 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
         "streams": len(names),
         "holds_targets": ok,
         "seconds": round(elapsed, 1),
-        "decode_to_client_ms": {"p50": _pct(e2e, 0.5), "p95": p95, "p99": _pct(e2e, 0.99)},
+        "decode_to_client_ms": {"p50": percentile(e2e, 0.5), "p95": p95, "p99": percentile(e2e, 0.99)},
         "analysis_fps": {"min": round(min(analysed), 2), "median": round(statistics.median(analysed), 2),
                          "max": round(max(analysed), 2)},  # fmt: skip
         "decode_fps_min": round(min(decoded), 2) if decoded else None,

@@ -22,11 +22,6 @@ class Frame:
     wall_time: float  # time.time()，解码完成时刻
     key_frame: bool = False  # 编码关键帧（I 帧）
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(宽, 高)"""
-        return self.i420.shape[1], self.i420.shape[0] * 2 // 3
-
     @cached_property
     def bgr(self) -> np.ndarray:
         """HxWx3 BGR uint8（首次访问时转换，之后复用）。"""
