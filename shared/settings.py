@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     # --- 分析与推送 ---
     analysis_fps: float = Field(5.0, gt=0, le=30, description="人脸级模型的分析帧率（每路流）")
     face_detect_width: int = Field(
-        224, ge=96, description="人脸检测输入宽度（按比例缩放；224 是检出率不降的最小值，见 docs/benchmarks.md）"
+        320, ge=96, description="人脸检测输入宽度（按比例缩放；更小时关键点抖动让心率采样框频繁移动，见 docs/benchmarks.md）"
     )
     face_min_score: float = Field(0.6, ge=0, le=1, description="人脸检测置信度阈值")
     emotion_backend: str = Field(

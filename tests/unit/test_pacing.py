@@ -29,6 +29,16 @@ def test_slows_every_stream_to_the_same_interval_when_overloaded() -> None:
     assert not pacer.due(10.0, 10.0 + 0.5) and pacer.due(10.0, 10.0 + 0.7)
 
 
+def test_reports_degraded_when_due_frames_wait_although_the_analysis_work_fits() -> None:
+    pacer = AnalysisPacer(0.2)
+    for _ in range(30):
+        pacer.record(busy_s=0.04, streams=4, active=8)  # 分析本身放得下（CPU 时间）
+        pacer.waited(0.15)  # 但 CPU 被别人占去：到点的帧平均等 150 ms 才被分析
+    assert pacer.degraded and pacer.headroom == 0.0 and not pacer.fits_one_more()
+    assert pacer.fps == pytest.approx(1 / 0.35, rel=0.05)
+    assert pacer.interval_s == 0.2  # 不额外放宽间隔：各路流照到点先后轮流分析
+
+
 def test_missed_analyses_count_only_frames_that_arrived() -> None:
     pacer = AnalysisPacer(0.2)
     assert pacer.missed(None, 5.0, frames_since=10) == 0

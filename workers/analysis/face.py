@@ -43,7 +43,7 @@ class FaceDetector:
     yuface 的 C 实现是无状态的，同一实例可在单个分析线程中复用。
     """
 
-    def __init__(self, detect_width: int = 224, min_score: float = 0.6) -> None:
+    def __init__(self, detect_width: int = 320, min_score: float = 0.6) -> None:
         self.detect_width = detect_width
         self.min_score = min_score
 

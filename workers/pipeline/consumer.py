@@ -69,8 +69,10 @@ class StreamConsumer:
         decoded = self.ingest.frames_decoded
         at = frame.received_at  # 以帧到达的时刻计：各路流保持各自的相位，不会被同一步的处理对齐成一批
         self.missed_analyses += pacer.missed(self.last_analysed_at, at, decoded - self.frames_at_last_analysis)
+        if self.slot.ready_at is not None:
+            pacer.waited(time.monotonic() - self.slot.ready_at)
         self.last_analysed_at, self.frames_at_last_analysis = at, decoded
-        self.slot.due_at = pacer.next_due(at)
+        self.slot.schedule(pacer.next_due(at))
         return frame
 
     def _sample_frame(self, frame: Frame) -> None:

@@ -36,18 +36,27 @@ class Frame:
 class FrameSlot:
     """只保留最新一帧的单槽位：拉流线程每帧覆盖，分析线程到点时取走（取走的总是最新的）。
 
-    ``due_at``（monotonic）由分析线程在取走一帧后写入：下一次分析的时刻。``put`` 返回这一帧是否已到点，
-    拉流线程据此唤醒分析线程，于是被分析的总是刚解码出来的帧，各路流也按各自帧到达的相位错开。"""
+    ``due_at``（monotonic）由分析线程在取走一帧后写入（``schedule``）：下一次分析的时刻。``put`` 返回这一帧
+    是否已到点，拉流线程据此唤醒分析线程，于是被分析的总是刚解码出来的帧，各路流也按各自帧到达的相位错开。
+    ``ready_at``：到点后第一帧到达的时刻（还没有时 None），分析线程据此知道自己晚了多久。"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._frame: Frame | None = None
         self.due_at = 0.0
+        self.ready_at: float | None = None
 
     def put(self, frame: Frame) -> bool:
+        due = frame.received_at >= self.due_at
         with self._lock:
             self._frame = frame
-        return frame.received_at >= self.due_at
+            if due and self.ready_at is None:
+                self.ready_at = frame.received_at
+        return due
+
+    def schedule(self, due_at: float) -> None:
+        with self._lock:
+            self.due_at, self.ready_at = due_at, None
 
     def take(self) -> Frame | None:
         with self._lock:
