@@ -34,7 +34,8 @@ from .media.mediamtx import MediaMtxApi
 from .media.paths import PathWatcher
 from .metrics import GatewayMetrics
 from .periodic import run_every
-from .realtime.server import CountingRedisManager, GuardedServer
+from .realtime.fanout import FanoutManager
+from .realtime.server import GuardedServer
 from .realtime.sockets import StudentNamespace, ViewerNamespace
 from .sessions.reaper import reap_silent_sessions
 from .sessions.service import SessionService
@@ -134,7 +135,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
 
 def _socketio_server(settings: Settings, keys: RedisKeys, metrics: GatewayMetrics) -> socketio.AsyncServer:
     """经 Redis 跨网关实例广播的 Socket.IO 服务器（限速与保留事件名见 :class:`GuardedServer`）。"""
-    manager = CountingRedisManager(
+    manager = FanoutManager(
         metrics,
         settings.redis_url,
         channel=keys.socketio_channel,

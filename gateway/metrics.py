@@ -54,6 +54,12 @@ class GatewayMetrics:
             ["namespace", "event"],
             registry=self.registry,
         )
+        self.socket_deliveries = Counter(
+            "proctor_gateway_socketio_deliveries_total",
+            "投递给本实例各连接的分析事件条数（一条事件发给 N 个连接计 N），按命名空间与方式（direct 逐条 / batched 进批）",
+            ["namespace", "mode"],
+            registry=self.registry,
+        )
         self.socket_clients = Gauge(
             "proctor_gateway_socketio_clients",
             "本网关实例上的 Socket.IO 连接数，按命名空间与角色（teacher / student）",

@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from .api import Identifier, StreamName
+from .events import ANALYSIS_EVENTS
 
 # 客户端发来的数：只收 JSON 数字（不把 "12.5"、"nan" 这样的字符串或 true/false 转成数），且必须有限
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -149,6 +150,29 @@ class MonitorSubscribe(BaseModel):
         if (self.session_id is None) == (self.stream_name is None):
             raise ValueError("必须且只能提供 session_id 或 stream_name 之一")
         return self
+
+
+class DeliveryOptions(BaseModel):
+    """教师连接在 ``auth`` 里（与 ``token`` 并列）声明的投递方式；都不给时与以前一样逐条收全部事件。
+
+    - ``events``：只收这些分析事件（``monitor.update``、兼容旧前端的事件名与 ``student.*``）；其他服务端事件
+      （``auth.expired``、``rate_limited`` 等）照常收到；
+    - ``batch``：分析事件攒成 ``monitor.batch {events: [[事件名, 负载], ...]}``，每 50 ms 至多一条（回放与直接发给
+      该连接的事件仍逐条发）。
+    """
+
+    model_config = ConfigDict(extra="ignore")  # auth 里的 token 等其他字段不在这里
+
+    events: list[str] | None = Field(None, max_length=16)
+    batch: StrictBool = False
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(events or ()) - ANALYSIS_EVENTS)
+        if unknown:
+            raise ValueError(f"未知的事件名 {unknown[:3]}，可选：{sorted(ANALYSIS_EVENTS)}")
+        return events
 
 
 class SubscribeAck(BaseModel):

@@ -27,6 +27,7 @@ RECORDED_EVENTS = (
     ev.SIGNAL_ANSWER,
     ev.SIGNAL_READY,
     ev.PPG_ROI,
+    ev.MONITOR_BATCH,
 )
 
 

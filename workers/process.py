@@ -54,9 +54,7 @@ class WorkerProcess:
         keys = RedisKeys(settings.key_prefix)
         redis_options = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s}
         client = sync_redis(settings.redis_url, **redis_options)
-        emitter = BatchEmitter(
-            settings.redis_url, channel=keys.socketio_channel, write_only=True, redis_options=redis_options
-        )
+        emitter = BatchEmitter(sync_redis(settings.redis_url, **redis_options), keys.socketio_channel)
         metrics = WorkerMetrics()
         self.publisher = EventPublisher(
             emitter, maxsize=settings.publish_queue_size, replay=ReplayBuffer(client, keys), metrics=metrics

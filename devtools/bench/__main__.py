@@ -4,6 +4,8 @@
 ``python -m devtools.bench accuracy``（见 accuracy.py / scenarios.py / costs.py）
 ``python -m devtools.bench soak --minutes 10``（见 soak.py）
 ``python -m devtools.bench throughput --baseline seed``（见 throughput.py：达标的最大路数，与种子设计对比）
+``python -m devtools.bench fanout``（见 fanout.py：网关扇出，与 Node.js 参照对比）
+``python -m devtools.bench startup``（见 startup.py：工作进程启动到认领、情绪模型就绪）
 
 用真实部件（嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关、工作进程、python-socketio 客户端）
 测量：首个 monitor.update 的到达时间、工作进程内延迟（帧解码 -> 发出，payload 的 latency_ms）、
@@ -122,8 +124,26 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--limit", type=int, default=48, help="搜索的上限路数")
     t.add_argument("--streams", type=int, default=None, help="只测这么多路（不搜索），例如 2 倍过载")
     t.add_argument("--baseline", choices=["seed"], default=None)
+    f = sub.add_parser("fanout", help="网关扇出：S 个会话的全部事件投递给 C 个 /monitor 客户端，与 Node.js 参照对比")
+    f.add_argument("--sessions", type=int, default=300)
+    f.add_argument("--clients", type=int, default=20)
+    f.add_argument("--rate", type=float, default=2.5, help="每个会话每秒的分析次数")
+    f.add_argument("--seconds", type=float, default=20.0, help="每项的测量时长")
+    f.add_argument("--targets", default="gateway,gateway_plain,reference", help="逗号分隔：gateway, gateway_plain, reference")
+    s = sub.add_parser("startup", help="工作进程启动：存活、认领、首条事件、情绪模型就绪各用多久")
+    s.add_argument("--processes", type=int, default=2)
+    s.add_argument("--streams", type=int, default=2)
+    s.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.command == "throughput":
+    if args.command == "startup":
+        from .startup import bench_startup
+
+        result = bench_startup(args.processes, args.streams, args.runs)
+    elif args.command == "fanout":
+        from .fanout import bench_fanout
+
+        result = bench_fanout(args.sessions, args.clients, args.rate, args.seconds, args.targets.split(","))
+    elif args.command == "throughput":
         from .throughput import bench_throughput
 
         result = bench_throughput(args.processes, args.seconds, args.start, args.limit, args.streams, args.baseline)

@@ -43,20 +43,6 @@ class _Flow:
         self.notified_at = 0.0
 
 
-class CountingRedisManager(socketio.AsyncRedisManager):
-    """经 Redis 跨进程广播的客户端管理器，另为每条转发给本实例客户端的事件计数（事件名限于公开契约里的，其余计为 other）。"""
-
-    def __init__(self, metrics: GatewayMetrics, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.metrics = metrics
-
-    async def _handle_emit(self, message: dict) -> None:
-        event = message.get("event")
-        name = event if isinstance(event, str) and event in ev.SERVER_EVENTS else "other"
-        self.metrics.events_relayed.labels(str(message.get("namespace") or "/"), name).inc()
-        await super()._handle_emit(message)
-
-
 class GuardedServer(socketio.AsyncServer):
     def __init__(self, events_per_s: float, metrics: GatewayMetrics, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -6,6 +6,9 @@
 - 学生端（只在 ``/``）：``auth = {publish_token}``。连接只进入自己会话的房间，收不到任何别的会话的数据；
   事件里的 ``session_id`` 必须是自己的会话。
 - 没有凭据、凭据无效、会话已结束：连接被拒绝（``connect_error``，``data.reason`` 为原因代码）。
+- 教师连接可在 ``auth`` 里声明投递方式（:class:`shared.messages.DeliveryOptions`）：``events`` 只收这些分析事件，
+  ``batch: true`` 收每 50 ms 至多一条的 ``monitor.batch``（见 gateway/realtime/fanout.py）；不合法时拒绝连接
+  （``bad_delivery_options``）。
 
 回放：教师连接先收到它能看的在线会话最近 10 秒的 ``monitor.update``（``replay: true``，按时间顺序，合计不超过
 ``REPLAY_MAX_BYTES``）；订阅某会话时先收到该会话的回放（已订阅的再次订阅不重发），之后才进入房间接收实时事件，
@@ -42,6 +45,7 @@ from redis.exceptions import RedisError
 
 from shared import events as ev
 from shared.messages import (
+    DeliveryOptions,
     HeartbeatAck,
     MonitorSubscribe,
     PpgSamples,
@@ -102,7 +106,12 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self._tasks: set[asyncio.Task] = set()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        try:
+            options = DeliveryOptions.model_validate(auth if isinstance(auth, dict) else {})
+        except ValidationError as exc:
+            raise _refused("bad_delivery_options", f"auth 里的投递方式不合法：{_first_error(exc)}") from None
         await self._admit_teacher(sid, await self.checked(self.credentials.teacher(auth)))
+        self.server.manager.set_delivery(sid, self.namespace, options)
 
     async def checked(self, lookup: Awaitable[T]) -> T:
         """凭据查找的结果；凭据不可用或 Redis 不可用时拒绝连接（计入指标）。"""

@@ -147,7 +147,7 @@ def _viewer_namespace(stores: object, grant: Grant | None = None) -> tuple[Viewe
     ns = ViewerNamespace(ev.NS_MONITOR, cast(Stores, stores), cast(Credentials, Creds()), Settings(), GatewayMetrics())
     ns.server = cast(socketio.AsyncServer, types.SimpleNamespace(
         start_background_task=lambda fn, *args: tasks.append(task := asyncio.ensure_future(fn(*args))) or task,
-        manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True),
+        manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True, set_delivery=lambda *args: None),
     ))
     return ns, tasks
 

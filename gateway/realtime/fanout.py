@@ -1,0 +1,165 @@
+"""``FanoutManager``：经 Redis 跨进程广播的客户端管理器（python-socketio 的 ``AsyncRedisManager``），另做三件事：
+
+- 展开工作进程的事件批（一次分析一条 Redis 消息，格式见 :mod:`shared.fanout`）；python-socketio 的单条
+  ``emit`` 消息照常处理；
+- 每个事件只编码一次、直接放进各连接的发送队列（python-socketio 为每个收件人各建一个 asyncio 任务）；
+- 连接可以声明投递方式（教师连接的 ``auth``，见 :class:`shared.messages.DeliveryOptions`）：
+  ``events`` 只收这些事件名（例如新的监控页不要兼容旧前端的四个事件名），
+  ``batch`` 把事件攒成每 ``flush_interval_s`` 秒至多一条 ``monitor.batch {events: [[事件名, 负载], ...]}``
+  （每条事件的 JSON 只生成一次，各连接的批只是拼接），300 路、几十个教师时每个连接每秒只有 20 条 WebSocket 消息。
+  带 ack 的事件与直接发给某个连接的事件（回放、``auth.expired`` 等）不进批。
+
+每条转发给本实例客户端的事件计入 ``events_relayed``（事件名限于公开契约里的），每次投递计入
+``socket_deliveries``（``mode``：direct / batched）。
+
+用法::
+
+    manager = FanoutManager(metrics, redis_url, channel=keys.socketio_channel)
+    sio = socketio.AsyncServer(client_manager=manager, async_mode="asgi")
+    manager.set_delivery(sid, "/monitor", DeliveryOptions(events=["monitor.update"], batch=True))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from pydantic import ValidationError
+from socketio import packet
+
+from shared import events as ev
+from shared.fanout import BATCH_PREFIX, EmissionBatch
+from shared.messages import DeliveryOptions
+
+from ..metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+# 攒批的间隔：批里的事件平均多等一半
+FLUSH_INTERVAL_S = 0.05
+
+
+@dataclass
+class _Recipient:
+    events: frozenset[str] | None
+    batch: bool
+    pending: list[str] = field(default_factory=list)  # 待发的 JSON 文本 [事件名, 负载]
+
+
+class FanoutManager(socketio.AsyncRedisManager):
+    def __init__(self, metrics: GatewayMetrics, *args: Any, flush_interval_s: float = FLUSH_INTERVAL_S,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+        self.flush_interval_s = flush_interval_s
+        self._recipients: dict[str, dict[str, _Recipient]] = {}  # 命名空间 -> sid -> 声明了投递方式的连接
+        self._batch_prefix = {ns: packet.Packet(packet.EVENT, namespace=ns).encode() for ns in ev.NAMESPACES}
+
+    def initialize(self) -> None:
+        super().initialize()
+        if not self.write_only:
+            self._flusher = self.server.start_background_task(self._flush_forever)
+
+    def set_delivery(self, sid: str, namespace: str, options: DeliveryOptions) -> None:
+        if options.events is None and not options.batch:
+            self._recipients.get(namespace, {}).pop(sid, None)
+            return
+        events = frozenset(options.events) if options.events is not None else None
+        self._recipients.setdefault(namespace, {})[sid] = _Recipient(events, options.batch)
+
+    async def disconnect(self, sid: str, namespace: str | None = None, **kwargs: Any) -> Any:
+        self._recipients.get(namespace or "/", {}).pop(sid, None)
+        return await super().disconnect(sid, namespace, **kwargs)
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        async for message in super()._listen():
+            if isinstance(message, str):
+                message = message.encode()
+            if isinstance(message, bytes) and message.startswith(BATCH_PREFIX):
+                await self._handle_batch(message)
+            else:
+                yield message
+
+    async def _handle_batch(self, message: bytes) -> None:
+        try:
+            batch = EmissionBatch.model_validate_json(message)
+        except ValidationError as exc:
+            log.warning("malformed event batch on the Socket.IO channel ignored: %s", str(exc)[:200])
+            return
+        for event, data, namespace, room in batch.unpacked():
+            await self._deliver(event, [data], namespace, room, None)
+
+    async def _handle_emit(self, message: dict) -> None:
+        if message.get("callback") or message.get("binary"):
+            self._count_relayed(message.get("namespace") or "/", message.get("event"))
+            await super()._handle_emit(message)
+            return
+        data = message.get("data")
+        args = data if isinstance(data, list) else [data]  # python-socketio 的消息里 data 是参数列表
+        await self._deliver(message["event"], args, message.get("namespace") or "/", message.get("room"),
+                            message.get("skip_sid"))
+
+    async def _deliver(self, event: str, args: list, namespace: str, room: Any, skip_sid: Any) -> None:
+        self._count_relayed(namespace, event)
+        if namespace not in self.rooms:
+            return
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid} if skip_sid else ()
+        declared = self._recipients.get(namespace, {})
+        direct: list[str] = []
+        item: str | None = None
+        batched = 0
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            recipient = declared.get(sid)
+            if recipient is None:
+                direct.append(eio_sid)
+            elif recipient.events is not None and event not in recipient.events:
+                continue
+            elif recipient.batch:
+                if item is None:
+                    item = json.dumps([event, *args], separators=(",", ":"))
+                recipient.pending.append(item)
+                batched += 1
+            else:
+                direct.append(eio_sid)
+        if direct:
+            encoded = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            for eio_sid in direct:
+                await self.server._send_eio_packet(eio_sid, pkt)
+            self.metrics.socket_deliveries.labels(namespace, "direct").inc(len(direct))
+        if batched:
+            self.metrics.socket_deliveries.labels(namespace, "batched").inc(batched)
+
+    def _count_relayed(self, namespace: str, event: Any) -> None:
+        name = event if isinstance(event, str) and event in ev.SERVER_EVENTS else "other"
+        self.metrics.events_relayed.labels(namespace, name).inc()
+
+    async def flush(self) -> None:
+        """把各连接攒下的事件各发成一条 ``monitor.batch``。"""
+        for namespace, recipients in list(self._recipients.items()):
+            head = self._batch_prefix.get(namespace) or packet.Packet(packet.EVENT, namespace=namespace).encode()
+            head += f'["{ev.MONITOR_BATCH}",{{"events":['
+            for sid, recipient in list(recipients.items()):
+                if not recipient.pending:
+                    continue
+                items, recipient.pending = recipient.pending, []
+                eio_sid = self.eio_sid_from_sid(sid, namespace)
+                if eio_sid is not None:
+                    text = head + ",".join(items) + "]}]"
+                    await self.server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - 一次发送失败不能停掉攒批
+                log.exception("batched delivery failed")

@@ -1,0 +1,99 @@
+"""网关的扇出（真实 Redis + 真实网关 + python-socketio 客户端；事件由工作进程的发送代码发出：
+``workers.output.routing.route`` + ``BatchEmitter``，一次分析一条 Redis 消息）：
+
+- 没有声明投递方式的连接照旧逐条收到 monitor.update 与兼容旧前端的事件；
+- 声明 ``{events: [monitor.update], batch: true}`` 的连接只收 ``monitor.batch``，里面是同样的 monitor.update、
+  没有旧事件名，每批间隔约 50 ms；
+- 限定考试的批量连接只收到该考试的会话（批不会把别的房间的事件带给它）；
+- 不合法的投递方式：连接被拒绝并说明原因；频道上格式错误的事件批被忽略，之后的事件照常投递。
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from devtools.bench.fanout_feed import SyntheticSession
+from shared import events as ev
+from shared.keys import RedisKeys
+from tests.conftest import Stack
+from tests.helpers import Recorder, connect_refusal, wait_until
+from workers.output.emitter import BatchEmitter
+
+WORKER_PROCESSES = 0
+LEGACY = (ev.VIDEO_EMOTION_RESULT, ev.RTSP_VIDEO_ANALYSIS, ev.HEART_RATE_RESULT, ev.RTSP_HEART_RATE_ANALYSIS)
+
+
+def _emitter(stack: Stack) -> BatchEmitter:
+    client = redis.Redis.from_url(stack.redis.url, socket_timeout=5)
+    return BatchEmitter(client, RedisKeys(stack.env["KEY_PREFIX"]).socketio_channel)
+
+
+def _send(stack: Stack, sessions: list[SyntheticSession], steps: int, interval_s: float = 0.02) -> None:
+    emitter = _emitter(stack)
+    for _ in range(steps):
+        for s in sessions:
+            emitter.emit_batch(s.step(time.time()))
+        time.sleep(interval_s)
+
+
+def _batched(rec: Recorder) -> list[tuple[str, dict]]:
+    return [tuple(item) for batch in rec.matching(ev.MONITOR_BATCH) for item in batch["events"]]  # type: ignore[misc]
+
+
+def test_batched_and_plain_connections_get_the_same_updates(stack: Stack) -> None:
+    group = [SyntheticSession(f"sess-{i}", f"exam-x-user-{i}", "x") for i in range(3)]
+    plain = stack.recorder(ev.NS_MONITOR)
+    wall = stack.recorder(ev.NS_MONITOR, auth={"token": stack.monitor_token()["token"], "events": [ev.MONITOR_UPDATE],
+                                               "batch": True})
+    _send(stack, group, steps=20)
+    expected = 3 * 20
+    wait_until(lambda: len(plain.matching(ev.MONITOR_UPDATE)) >= expected, 10, "plain connection got every update")
+    wait_until(lambda: len(_batched(wall)) >= expected, 10, "batched connection got every update")
+    time.sleep(0.3)
+
+    plain_updates = plain.matching(ev.MONITOR_UPDATE)
+    assert len(plain_updates) == expected
+    for name in LEGACY:  # 旧前端的事件照旧逐条送达
+        assert len(plain.matching(name)) == expected, name
+    items = _batched(wall)
+    assert {name for name, _ in items} == {ev.MONITOR_UPDATE}  # 声明之外的事件不投递
+    assert [d for _, d in items] == plain_updates  # 同样的负载、同样的顺序
+    assert wall.matching(ev.MONITOR_UPDATE) == [] and all(not wall.matching(n) for n in LEGACY)
+    batches = len(wall.matching(ev.MONITOR_BATCH))
+    assert 3 <= batches <= 20, batches  # 60 条分成约 0.4 s / 50 ms 批，而不是 60 条消息
+
+
+def test_batched_connection_scoped_to_an_exam_sees_only_that_exam(stack: Stack) -> None:
+    mine = SyntheticSession("sess-a", "exam-a-user-1", "a")
+    other = SyntheticSession("sess-b", "exam-b-user-1", "b")
+    token = stack.monitor_token(exam_id="a")["token"]
+    wall = stack.recorder(ev.NS_MONITOR, auth={"token": token, "batch": True})
+    everything = stack.recorder(ev.NS_MONITOR, auth={"token": stack.monitor_token()["token"], "batch": True})
+    _send(stack, [mine, other], steps=10)
+    wait_until(lambda: len([i for i in _batched(everything) if i[0] == ev.MONITOR_UPDATE]) >= 20, 10, "unscoped wall")
+    time.sleep(0.3)
+    seen = {(name, d["session_id"]) for name, d in _batched(wall)}
+    assert {sid for _, sid in seen} == {"sess-a"}
+    assert {name for name, _ in seen} == {ev.MONITOR_UPDATE, *LEGACY}  # 没有声明 events：全部分析事件（同一批里）
+    assert {d["session_id"] for name, d in _batched(everything)} == {"sess-a", "sess-b"}
+
+
+@pytest.mark.parametrize("options", [{"events": ["no.such.event"]}, {"batch": "yes"}, {"events": "monitor.update"}])
+def test_invalid_delivery_options_are_refused_with_a_reason(stack: Stack, options: dict) -> None:
+    refusal = connect_refusal(stack.base_url, ev.NS_MONITOR, {"token": stack.monitor_token()["token"], **options})
+    assert refusal is not None and refusal["data"]["reason"] == "bad_delivery_options", refusal
+    assert "events" in refusal["message"] or "batch" in refusal["message"]
+
+
+def test_malformed_batch_on_the_channel_is_ignored(stack: Stack) -> None:
+    wall = stack.recorder(ev.NS_MONITOR, auth={"token": stack.monitor_token()["token"], "batch": True})
+    client = redis.Redis.from_url(stack.redis.url, socket_timeout=5)
+    channel = RedisKeys(stack.env["KEY_PREFIX"]).socketio_channel
+    client.publish(channel, b'{"method":"emit_batch","payloads":[],"emissions":[["monitor.update",3,"/monitor","all"]]}')
+    client.publish(channel, b'{"method":"emit_batch", not json')
+    _send(stack, [SyntheticSession("sess-ok", "exam-x-user-9", "x")], steps=2)
+    wait_until(lambda: len(_batched(wall)) >= 2 * (1 + len(LEGACY)), 10, "events after the malformed ones")
+    assert stack.gateway.poll() is None
