@@ -367,3 +367,18 @@ def test_client_numbers_must_be_json_numbers_and_finite() -> None:
         with pytest.raises(ValidationError):
             SessionHeartbeat(session_id="s-1", ts=ts)
 
+
+
+def test_face_detection_does_not_leak_memory() -> None:
+    """yuface 自带的扩展每次检测漏 36 KB（1000 次约 35 MB）；检测器直接调用 libfacedetection，内存不随检测次数增长。"""
+    import psutil
+
+    detector = FaceDetector()
+    frames = list(face_frames(10))
+    for frame in frames:
+        assert detector.detect(frame).count == 1
+    before = psutil.Process().memory_info().rss
+    for i in range(1000):
+        detector.detect(frames[i % len(frames)])
+    grown_mb = (psutil.Process().memory_info().rss - before) / 2**20
+    assert grown_mb < 8, f"RSS grew {grown_mb:.1f} MB over 1000 detections"

@@ -151,6 +151,7 @@ class RtspIngest(threading.Thread):
             return False
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
+        stream.codec_context.thread_count = 1  # 默认按核数开解码线程：每路都开，几十路时上千个线程、各占一块内存
         audio = container.streams.audio[0] if self.on_audio is not None and container.streams.audio else None
         self.audio_codec = audio.codec_context.name if audio is not None else None
         resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE) if audio is not None else None
