@@ -56,7 +56,8 @@ class GatewayMetrics:
         )
         self.socket_deliveries = Counter(
             "proctor_gateway_socketio_deliveries_total",
-            "投递给本实例各连接的分析事件条数（一条事件发给 N 个连接计 N），按命名空间与方式（direct 逐条 / batched 进批）",
+            "投递给本实例各连接的事件条数（一条事件发给 N 个连接计 N），按命名空间与方式"
+            "（direct 逐条、batched 进批、dropped_backlog 该连接积压太多而丢弃）",
             ["namespace", "mode"],
             registry=self.registry,
         )

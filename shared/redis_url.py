@@ -42,8 +42,14 @@ def sync_redis(url: str, **options: Any) -> redis.Redis:
     return redis.sentinel.Sentinel(sentinels, sentinel_kwargs=timeouts, **connection).master_for(service)
 
 
-def async_redis(url: str, **options: Any) -> aioredis.Redis:
+def async_redis(url: str, max_connections: int | None = None, **options: Any) -> aioredis.Redis:
+    """``max_connections``：连接数上限，用满时等空闲连接（最多 ``socket_timeout`` 秒）；经 Sentinel 时忽略。"""
     if not is_sentinel(url):
-        return aioredis.Redis.from_url(url, **options)
+        if max_connections is None:
+            return aioredis.Redis.from_url(url, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=options.get("socket_timeout"), **options
+        )
+        return aioredis.Redis.from_pool(pool)  # 客户端关闭时连同连接池
     sentinels, service, connection, timeouts = _sentinel_parts(url, options)
     return redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=timeouts, **connection).master_for(service)

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field("proctor:", description="所有 Redis 键与 Socket.IO 频道的前缀")
     redis_timeout_s: float = Field(3.0, gt=0, description="单次 Redis 操作的套接字超时（秒）")
+    gateway_redis_connections: int = Field(
+        64, ge=4, le=10000,
+        description="网关到 Redis 的连接数上限：几百个客户端同时连接时排队等连接（最多 redis_timeout_s 秒），"
+        "而不是同时新开几百条连接、在满载的事件循环里超时（经 Sentinel 时不限）",
+    )
 
     # --- 网关 ---
     gateway_host: str = Field("0.0.0.0", description="网关监听地址")

@@ -9,8 +9,11 @@
   （每条事件的 JSON 只生成一次，各连接的批只是拼接），300 路、几十个教师时每个连接每秒只有 20 条 WebSocket 消息。
   带 ack 的事件与直接发给某个连接的事件（回放、``auth.expired`` 等）不进批。
 
+逐条投递的连接发送队列里积压超过 ``MAX_BACKLOG`` 条时，再来的分析事件对它丢弃：网关忙不过来（几十个不攒批的
+旧前端连接）或客户端读得慢时，它看到的仍是新数据，延迟与内存都有上限。
+
 每条转发给本实例客户端的事件计入 ``events_relayed``（事件名限于公开契约里的），每次投递计入
-``socket_deliveries``（``mode``：direct / batched）。
+``socket_deliveries``（``mode``：direct / batched / dropped_backlog）。
 
 用法::
 
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 
 # 攒批的间隔：批里的事件平均多等一半
 FLUSH_INTERVAL_S = 0.05
+# 逐条投递的连接发送队列里最多积压这么多条（网关忙不过来或客户端读得慢时）：再来的分析事件对它丢弃（计数），
+# 不让它看到越来越旧的数据、也不让网关内存随之增长
+MAX_BACKLOG = 256
 
 
 @dataclass
@@ -129,6 +135,11 @@ class FanoutManager(socketio.AsyncRedisManager):
                 batched += 1
             else:
                 direct.append(eio_sid)
+        if direct and event in ev.ANALYSIS_EVENTS:
+            kept = [eio_sid for eio_sid in direct if self._backlog(eio_sid) < MAX_BACKLOG]
+            if len(kept) < len(direct):
+                self.metrics.socket_deliveries.labels(namespace, "dropped_backlog").inc(len(direct) - len(kept))
+            direct = kept
         if direct:
             encoded = self.server.packet_class(packet.EVENT, namespace=namespace, data=[event, *args]).encode()
             pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
@@ -137,6 +148,11 @@ class FanoutManager(socketio.AsyncRedisManager):
             self.metrics.socket_deliveries.labels(namespace, "direct").inc(len(direct))
         if batched:
             self.metrics.socket_deliveries.labels(namespace, "batched").inc(batched)
+
+    def _backlog(self, eio_sid: str) -> int:
+        """该连接的 Engine.IO 发送队列里还有多少条没发出。"""
+        socket = self.server.eio.sockets.get(eio_sid)
+        return socket.queue.qsize() if socket is not None else 0
 
     def _count_relayed(self, namespace: str, event: Any) -> None:
         name = event if isinstance(event, str) and event in ev.SERVER_EVENTS else "other"

@@ -16,6 +16,7 @@ def connect(settings: Settings) -> aioredis.Redis:
     """带超时与有限次指数退避重试的异步 Redis 客户端。"""
     return async_redis(
         settings.redis_url,
+        max_connections=settings.gateway_redis_connections,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=3),
