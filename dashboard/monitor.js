@@ -188,7 +188,7 @@ socket.on("connect_error", (err) => {
   }
 });
 socket.on("auth.expired", (msg) => refused(msg && msg.reason ? msg.reason : "token_expired"));
-socket.on("monitor.update", onUpdate); // 回放与未进批的事件
+socket.on("monitor.update", onUpdate); // 连接时声明投递方式之前的事件（例如服务端不支持 batch）
 socket.on("monitor.batch", (batch) => {
   for (const [name, update] of batch.events) if (name === "monitor.update") onUpdate(update);
 });

@@ -157,8 +157,8 @@ class DeliveryOptions(BaseModel):
 
     - ``events``：只收这些分析事件（``monitor.update``、兼容旧前端的事件名与 ``student.*``）；其他服务端事件
       （``auth.expired``、``rate_limited`` 等）照常收到；
-    - ``batch``：分析事件攒成 ``monitor.batch {events: [[事件名, 负载], ...]}``，每 50 ms 至多一条（回放与直接发给
-      该连接的事件仍逐条发）。
+    - ``batch``：分析事件（包括回放的 ``monitor.update``）攒成 ``monitor.batch {events: [[事件名, 负载], ...]}``，
+      每 50 ms 至多一条；其他事件仍逐条发。
     """
 
     model_config = ConfigDict(extra="ignore")  # auth 里的 token 等其他字段不在这里

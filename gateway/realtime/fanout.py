@@ -7,7 +7,8 @@
   ``events`` 只收这些事件名（例如新的监控页不要兼容旧前端的四个事件名），
   ``batch`` 把事件攒成每 ``flush_interval_s`` 秒至多一条 ``monitor.batch {events: [[事件名, 负载], ...]}``
   （每条事件的 JSON 只生成一次，各连接的批只是拼接），300 路、几十个教师时每个连接每秒只有 20 条 WebSocket 消息。
-  带 ack 的事件与直接发给某个连接的事件（回放、``auth.expired`` 等）不进批。
+  投递方式只作用于分析事件（回放的 ``monitor.update`` 也进批）；``auth.expired``、``rate_limited``、信令与带 ack 的事件
+  照常逐条发。
 
 逐条投递的连接发送队列里积压超过 ``MAX_BACKLOG`` 条时，再来的分析事件对它丢弃：网关忙不过来（几十个不攒批的
 旧前端连接）或客户端读得慢时，它看到的仍是新数据，延迟与内存都有上限。
@@ -116,7 +117,8 @@ class FanoutManager(socketio.AsyncRedisManager):
         if namespace not in self.rooms:
             return
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid} if skip_sid else ()
-        declared = self._recipients.get(namespace, {})
+        # 投递方式只管分析事件；auth.expired、rate_limited、信令等照常逐条发给每个收件人
+        declared = self._recipients.get(namespace, {}) if event in ev.ANALYSIS_EVENTS else {}
         direct: list[str] = []
         item: str | None = None
         batched = 0

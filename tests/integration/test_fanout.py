@@ -81,6 +81,18 @@ def test_batched_connection_scoped_to_an_exam_sees_only_that_exam(stack: Stack) 
     assert {d["session_id"] for name, d in _batched(everything)} == {"sess-a", "sess-b"}
 
 
+def test_declared_delivery_does_not_hold_back_other_events(stack: Stack) -> None:
+    """只收 monitor.update、攒批的连接照样立即收到 auth.expired（撤销授权后随即被断开）。"""
+    token = stack.monitor_token()
+    wall = stack.recorder(ev.NS_MONITOR, auth={"token": token["token"], "events": [ev.MONITOR_UPDATE], "batch": True})
+    expired: list[dict] = []
+    wall.client.on(ev.AUTH_EXPIRED, expired.append, namespace=ev.NS_MONITOR)
+    resp = stack.post("/api/monitor/revoke", {"grant_id": token["grant_id"]})
+    assert resp.status_code == 200, resp.text
+    wait_until(lambda: expired, 10, "auth.expired on a batched, filtered connection")
+    assert expired[0]["reason"] == "token_revoked"
+
+
 @pytest.mark.parametrize("options", [{"events": ["no.such.event"]}, {"batch": "yes"}, {"events": "monitor.update"}])
 def test_invalid_delivery_options_are_refused_with_a_reason(stack: Stack, options: dict) -> None:
     refusal = connect_refusal(stack.base_url, ev.NS_MONITOR, {"token": stack.monitor_token()["token"], **options})
