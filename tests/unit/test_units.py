@@ -49,8 +49,10 @@ def test_plan_claims(unowned, mine, cap, total, peers, expected) -> None:
 def test_plan_claims_leaves_streams_to_a_peer_with_headroom_when_one_more_would_degrade() -> None:
     peers = [PeerLoad(2, 8, headroom=0.5)]
     assert plan_claims(3, 2, 8, 7, peers, fits_one_more=False) == 0
-    # 谁都没有余量：照常认领（各进程一起降级，而不是让流没人处理）
-    assert plan_claims(3, 2, 8, 7, [PeerLoad(2, 8, headroom=-0.1)], fits_one_more=False) == 3
+    # 谁都没有余量：仍按平均目标 ceil(7/2) = 4 认领，剩下的留给低于目标的对方（各进程一起降级，而不是一方接下全部）
+    assert plan_claims(3, 2, 8, 7, [PeerLoad(2, 8, headroom=-0.1)], fits_one_more=False) == 2
+    assert plan_claims(1, 2, 8, 7, [PeerLoad(4, 8, headroom=-0.1)], fits_one_more=False) == 1  # 对方已到目标
+    assert plan_claims(3, 2, 8, 7, [PeerLoad(3, 3, headroom=-0.1)], fits_one_more=False) == 3  # 对方满员：接下其余的
 
 
 def test_plan_claims_converges_to_balanced_assignment() -> None:

@@ -2,7 +2,7 @@
 
 目标是各进程负载接近：只在自己的负载低于平均目标 ceil(总流数 / 进程数)，或不超过“其他有空位进程的最小负载 + 1”时认领；
 负载高于平均目标且有别的进程低于目标、还有空位时交出一条。按实测算力认领：自己再加一路就会降级、而别的进程还有余量时不认领
-（都没有余量时照常认领，由各进程一起降低分析帧率，见 ``pipeline.pacing``）。
+（都没有余量时仍按平均目标认领，由各进程一起降低分析帧率，见 ``pipeline.pacing``；别的进程都已到目标或满员时接下其余的）。
 """
 
 from __future__ import annotations
@@ -39,9 +39,12 @@ def plan_claims(
     if not fits_one_more and any(p.can_take_more for p in peers):
         return 0
     open_peers = [p.load for p in peers if p.can_take_more]
-    if not open_peers:
-        return room
     target = math.ceil(total_desired / (len(peers) + 1))
+    if not open_peers:
+        # 谁都没有余量（一起降级）：仍按平均目标认领，剩下的由低于目标的进程认领；否则先看到无主流的进程全部接下，
+        # 之后再一条条交出，流在过载时于进程之间来回移动（实测 2 倍过载时有一路在测量窗口里换了进程、分析帧率为 0）
+        others_below = any(p.load < min(target, p.capacity) for p in peers)
+        return min(room, max(0, target - my_load)) if others_below else room
     allowance = max(target - my_load, min(open_peers) + 1 - my_load)
     return max(0, min(room, allowance))
 
