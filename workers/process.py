@@ -54,7 +54,7 @@ class WorkerProcess:
         keys = RedisKeys(settings.key_prefix)
         redis_options = {"socket_timeout": settings.redis_timeout_s, "socket_connect_timeout": settings.redis_timeout_s}
         client = sync_redis(settings.redis_url, **redis_options)
-        emitter = BatchEmitter(sync_redis(settings.redis_url, **redis_options), keys.socketio_channel)
+        emitter = BatchEmitter(client, keys.socketio_channel)
         metrics = WorkerMetrics()
         self.publisher = EventPublisher(
             emitter, maxsize=settings.publish_queue_size, replay=ReplayBuffer(client, keys), metrics=metrics

@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -35,7 +36,6 @@ from shared.keys import RedisKeys
 from . import fanout_feed
 
 JS = Path(__file__).parent / "fanout_js"
-TARGETS = ("gateway", "gateway_plain", "reference")
 WARMUP_S = 3.0
 
 
@@ -56,18 +56,22 @@ def _json_line(text: str) -> dict:
     raise RuntimeError(f"no JSON in output: {text[-500:]}")
 
 
+@dataclass
 class _Server:
     """一个被测的服务端：地址、进程、客户端的 auth 参数、以及启动事件源的命令。"""
 
-    def __init__(self, url: str, proc: subprocess.Popen, client_args: list[str], feed_cmd: list[str], env: dict) -> None:
-        self.url, self.proc, self.client_args, self.feed_cmd, self.env = url, proc, client_args, feed_cmd, env
+    url: str
+    proc: subprocess.Popen
+    client_args: list[str]
+    feed_cmd: list[str]
+    env: dict
 
 
 def _gateway(stack: ExitStack, redis_url: str, batch: bool) -> _Server:
     port, prefix = free_port(), f"fan{uuid.uuid4().hex[:6]}:"
     secrets = gateway_secrets()
     env = python_env(**secrets, REDIS_URL=redis_url, KEY_PREFIX=prefix, GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(port),
-                     LOG_LEVEL="WARNING", SOCKET_EVENTS_PER_S="50")
+                     LOG_LEVEL="WARNING")
     proc = start_gateway(env)
     stack.callback(stop_process, proc)
     base = f"http://127.0.0.1:{port}"
@@ -130,8 +134,7 @@ def bench_fanout(sessions: int, clients: int, rate: float, seconds: float, targe
     tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     steps_file = tmp / "steps.json"
     group = fanout_feed.sessions(sessions)
-    steps_file.write_text(json.dumps({"sessions": [{"emissions": [list(e) for e in s.step(time.time())]}
-                                                   for s in group]}, ensure_ascii=False))
+    fanout_feed.write_steps(str(steps_file), group)
     update_bytes = len(json.dumps(group[0].step(time.time())[0][1], ensure_ascii=False, separators=(",", ":")))
     out: dict = {
         "bench": "fanout", "sessions": sessions, "clients": clients, "rate_per_session": rate, "seconds": seconds,

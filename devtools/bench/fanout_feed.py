@@ -78,6 +78,14 @@ def sessions(count: int, exam_id: str = "bench") -> list[SyntheticSession]:
     return out
 
 
+def write_steps(path: str, group: list[SyntheticSession]) -> None:
+    """每个会话一次分析的事件写成 JSON：``{"sessions": [{"emissions": [[事件, 负载, 命名空间, 房间], ...]}, ...]}``
+    （Node.js 参照的 feed.js 读它）。"""
+    steps = [{"emissions": [list(e) for e in s.step(time.time())]} for s in group]
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"sessions": steps}, fh, ensure_ascii=False)
+
+
 def feed(emitter: BatchEmitter, group: list[SyntheticSession], rate: float, seconds: float) -> dict:
     """按节拍发 ``seconds`` 秒：会话 i 在 ``start + (k + i/S) / rate`` 发第 k 次分析的事件。"""
     period = 1.0 / rate
@@ -111,9 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     group = sessions(args.sessions)
     if args.dump:
-        steps = [{"emissions": [list(e) for e in s.step(time.time())]} for s in group]
-        with open(args.dump, "w", encoding="utf-8") as fh:
-            json.dump({"sessions": steps}, fh, ensure_ascii=False)
+        write_steps(args.dump, group)
         return
     emitter = BatchEmitter(redis.Redis.from_url(args.redis, socket_timeout=5), args.channel)
     print(json.dumps(feed(emitter, group, args.rate, args.seconds)), flush=True)

@@ -35,9 +35,8 @@ def _one_run(processes: int, streams: int, timeout_s: float) -> dict:
                     status = stack.get("/api/rtsp/status")
                     if "alive_s" not in marks and sum(w["alive"] for w in status["workers"]) >= processes:
                         marks["alive_s"] = now
-                    if "claimed_s" not in marks and all(
-                        s["state"] == "streaming" for s in status["streams"] if s["stream_name"] in names
-                    ) and len([s for s in status["streams"] if s["stream_name"] in names]) == streams:
+                    mine = [s for s in status["streams"] if s["stream_name"] in names]
+                    if "claimed_s" not in marks and len(mine) == streams and all(s["state"] == "streaming" for s in mine):
                         marks["claimed_s"] = now
                     updates = [(t - started, d) for t, _, d in log.snapshot()]
                     sessions = {d["session_id"] for _, d in updates}

@@ -66,7 +66,6 @@ class FanoutManager(socketio.AsyncRedisManager):
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
         self._recipients: dict[str, dict[str, _Recipient]] = {}  # 命名空间 -> sid -> 声明了投递方式的连接
-        self._batch_prefix = {ns: packet.Packet(packet.EVENT, namespace=ns).encode() for ns in ev.NAMESPACES}
 
     def initialize(self) -> None:
         super().initialize()
@@ -118,7 +117,8 @@ class FanoutManager(socketio.AsyncRedisManager):
             return
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid} if skip_sid else ()
         # 投递方式只管分析事件；auth.expired、rate_limited、信令等照常逐条发给每个收件人
-        declared = self._recipients.get(namespace, {}) if event in ev.ANALYSIS_EVENTS else {}
+        analysis = event in ev.ANALYSIS_EVENTS
+        declared = self._recipients.get(namespace, {}) if analysis else {}
         direct: list[str] = []
         item: str | None = None
         batched = 0
@@ -137,7 +137,7 @@ class FanoutManager(socketio.AsyncRedisManager):
                 batched += 1
             else:
                 direct.append(eio_sid)
-        if direct and event in ev.ANALYSIS_EVENTS:
+        if direct and analysis:
             kept = [eio_sid for eio_sid in direct if self._backlog(eio_sid) < MAX_BACKLOG]
             if len(kept) < len(direct):
                 self.metrics.socket_deliveries.labels(namespace, "dropped_backlog").inc(len(direct) - len(kept))
@@ -163,8 +163,7 @@ class FanoutManager(socketio.AsyncRedisManager):
     async def flush(self) -> None:
         """把各连接攒下的事件各发成一条 ``monitor.batch``。"""
         for namespace, recipients in list(self._recipients.items()):
-            head = self._batch_prefix.get(namespace) or packet.Packet(packet.EVENT, namespace=namespace).encode()
-            head += f'["{ev.MONITOR_BATCH}",{{"events":['
+            head = packet.Packet(packet.EVENT, namespace=namespace).encode() + f'["{ev.MONITOR_BATCH}",{{"events":['
             for sid, recipient in list(recipients.items()):
                 if not recipient.pending:
                     continue

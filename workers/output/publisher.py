@@ -11,10 +11,11 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 
+from shared import fanout
 from shared.keys import REPLAY_WINDOW_S, RedisKeys
 
 from ..stats.metrics import WorkerMetrics
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Emitter(Protocol):
-    def emit_batch(self, emissions: list[tuple[str, Any, str, Any]]) -> None: ...
+    def emit_batch(self, emissions: list[fanout.Emission]) -> None: ...
 
 
 class ReplayBuffer:
