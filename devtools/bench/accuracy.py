@@ -16,6 +16,7 @@ import numpy as np
 from devtools.stack.servers import ffmpeg_from_frames
 from devtools.synthetic import PulseTrack, bgr_to_i420, face_frames, simulate_pulse
 from workers.analysis.face import FaceDetector
+from workers.analysis.face_tracking import FaceTracker
 from workers.analysis.ppg import PulseMonitor
 
 FPS = 15.0
@@ -97,11 +98,12 @@ def run_clip(
     codec: str = "raw",
 ) -> ClipScore:
     monitor = PulseMonitor()
+    faces_near = FaceTracker()  # 与工作进程相同：多数帧只在上一帧人脸附近检测
     errors, quality = [], []
     estimates, first = 0, None
     for i, (i420, key_frame, t) in enumerate(frames):
         if i % DETECT_EVERY == 0:
-            faces = detector.detect(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420))
+            faces = faces_near.detect(detector, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), t)
             if faces.faces:
                 monitor.set_face(faces.faces[0].landmarks, faces.image_size)
             else:

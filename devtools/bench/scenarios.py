@@ -44,7 +44,7 @@ def replay(
                 fed = upto
         if i % STEP:
             continue
-        faces = detector.detect(image)
+        faces = tracker.vision.face_tracker.detect(detector, image, t)
         if faces_hook is not None:
             faces = faces_hook(t, faces)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

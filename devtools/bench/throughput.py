@@ -131,11 +131,18 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
 
         analysed, decoded = rate("frames_analyzed"), rate("frames_decoded")
         degraded = any(w.get("degraded") for w in status1["workers"])
+        slow = [  # 没达到分析帧率的流：开始与结束时的所属进程、状态（换了进程时计数从头开始）
+            {"stream": n, "analysis_fps": round(a, 2), "decode_fps": round(r, 2),
+             "owner": [s.get(n, {}).get("owner") for s in (before, after)],
+             "state": [s.get(n, {}).get("state") for s in (before, after)]}
+            for n, a, r in zip(names, analysed, decoded) if a < MIN_SHARE * TARGET_FPS
+        ]  # fmt: skip
     else:  # 种子设计：每分析一帧发一条
         per = {n: 0 for n in names}
         for _, _, d in window:
             per[d["session_id"]] += 1
         analysed, decoded, degraded = [per[n] / elapsed for n in names], [], None
+        slow = [{"stream": n, "analysis_fps": round(a, 2)} for n, a in zip(names, analysed) if a < MIN_SHARE * TARGET_FPS]
     cores = {role: round((cpu1[role] - cpu0[role]) / elapsed, 3) for role in cpu0}
     analysis_cores = cores.get("workers", 0.0)
     costs = {
@@ -159,6 +166,7 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
                          "max": round(max(analysed), 2)},  # fmt: skip
         "decode_fps_min": round(min(decoded), 2) if decoded else None,
         "degraded_reported": degraded,
+        "slow_streams": slow,
         "cpu_cores": cores,
         "analysis_cores_per_stream": round(analysis_cores / len(names), 4),
         "rss_mb": procs.rss_mb(),

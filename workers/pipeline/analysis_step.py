@@ -1,7 +1,7 @@
 """分析线程（每进程一个）：一帧变成指标的地方。
 
 每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧
--> 逐帧人脸检测 -> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态（``StreamState.observe``）
+-> 逐帧人脸检测（多数帧只在上一帧人脸附近，``FaceTracker``）-> 所有流的主人脸合成一批做一次情绪推理 -> 并入各流状态（``StreamState.observe``）
 -> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
 """
 
@@ -94,16 +94,18 @@ class AnalysisLoop(threading.Thread):
     def _detect(self, consumers: list[StreamConsumer]) -> list[Detected]:
         """到点的各流的最新帧（没有新帧的流跳过）及其人脸。"""
         batch: list[Detected] = []
-        # 降级时，在下一步开始之前就会到点的流也在这一步分析：一步要很久，否则到点时刻与步子的相位决定哪路流每步都分析、
-        # 哪路隔一步才分析一次（实测 3 路在 7 / 7 / 11 fps）。不降级时照点分析（提前会多分析、多占 CPU）
-        now = time.monotonic() + (self._step_s if self.pacer.degraded else 0.0)
+        # 放慢了节奏时（``pacer.throttled``），在下一步开始之前就会到点的流也在这一步分析：一步要很久，否则到点时刻与
+        # 步子的相位决定哪路流每步都分析、哪路隔一步才分析一次（实测 3 路在 7 / 7 / 11 fps）。其余时候照点分析：
+        # 提前会多分析、多占 CPU（只是 CPU 被别人占去而晚了的时候也提前，20 路时分析帧率升到 5.6–6 fps，越忙越多）
+        now = time.monotonic() + (self._step_s if self.pacer.throttled else 0.0)
         for consumer in consumers:
             frame = consumer.begin_analysis(self.pacer, now)
             if frame is None:
                 continue
             started = time.perf_counter()
             try:
-                batch.append((consumer, frame, self.detector.detect(frame.bgr)))
+                faces = consumer.state.vision.face_tracker.detect(self.detector, frame.bgr, frame.received_at)
+                batch.append((consumer, frame, faces))
             except Exception:  # noqa: BLE001 - 单路出错不影响其他流
                 self.metrics.inference_errors.labels("face").inc()
                 log.exception("face detection failed on %s", consumer.name)
@@ -119,13 +121,14 @@ class AnalysisLoop(threading.Thread):
             self.speech_emotion.submit(clip, audio.set_speech_emotion)
 
     def _emotions(self, batch: list[Detected], grays: list[np.ndarray | None]) -> list[np.ndarray | None]:
-        """每路流的主人脸裁剪后合成一批，一次推理。"""
+        """到了情绪推理时间的各路流的主人脸裁剪后合成一批，一次推理。"""
         model = self.emotion.model
         if model is None:
             return [None] * len(batch)
         crops, owners = [], []
-        for i, ((_, _, faces), gray) in enumerate(zip(batch, grays)):
-            if faces.faces and gray is not None:
+        interval = self.pacer.target_interval_s
+        for i, ((consumer, frame, faces), gray) in enumerate(zip(batch, grays)):
+            if faces.faces and gray is not None and consumer.state.vision.emotion_due(frame.received_at, interval):
                 crops.append(face_crop(gray, faces.faces[0], model.input_size))
                 owners.append(i)
         out: list[np.ndarray | None] = [None] * len(batch)

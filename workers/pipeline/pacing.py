@@ -14,7 +14,7 @@
     skipped = pacer.missed(consumer.last_analysed_at, now, frames_since=5)     # 错过的帧数
     pacer.waited(0.004)                                     # 到点的帧等了多久才被分析
     pacer.record(busy_s=0.03, streams=4, active=12)         # 一步处理完后（busy_s：分析线程的 CPU 秒）
-    pacer.degraded, pacer.fps, pacer.headroom
+    pacer.degraded, pacer.throttled, pacer.fps, pacer.headroom
 """
 
 from __future__ import annotations
@@ -68,10 +68,14 @@ class AnalysisPacer:
         return (self.cost_s or 0.0) * self._active
 
     @property
+    def throttled(self) -> bool:
+        """分析本身的活太多：有效间隔已放宽到目标之上。"""
+        return self.interval_s > self.DEGRADED_RATIO * self.target_interval_s
+
+    @property
     def degraded(self) -> bool:
-        throttled = self.interval_s > self.DEGRADED_RATIO * self.target_interval_s
         late = self.wait_s is not None and self.wait_s > self.LATE_SHARE * self.target_interval_s
-        return throttled or late
+        return self.throttled or late
 
     @property
     def fps(self) -> float:

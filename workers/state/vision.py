@@ -10,6 +10,7 @@ import numpy as np
 from ..analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
 from ..analysis.emotion import EmotionEstimate, summarize
 from ..analysis.face import Face, FaceDetections
+from ..analysis.face_tracking import FaceTracker
 from ..analysis.occlusion import OcclusionEstimator
 
 
@@ -34,7 +35,10 @@ class VisionState:
     # 两次分析间隔超过该值时不计入 multi_face_secs（断流期间不累积）
     MAX_GAP_S = 2.0
     ATTENTION_SMOOTHING = 0.4
-    EMOTION_SMOOTHING = 0.5
+    # 面部情绪每路至多每 EMOTION_INTERVAL_S 推理一次（表情以秒计地变化，推送也只有 2.5 Hz；5 fps 时隔一帧一次，
+    # 省下约一半的情绪推理）；平滑系数按这个间隔取，时间常数与逐帧推理、系数 0.5 时相同
+    EMOTION_INTERVAL_S = 0.4
+    EMOTION_SMOOTHING = 0.75
     OCCLUSION_SMOOTHING = 0.3
     FRONTAL_YAW_DEG = 25.0
     FRONTAL_PITCH_DEG = 20.0
@@ -44,6 +48,7 @@ class VisionState:
         self.look_away_deg = look_away_deg
         self.occlusion_threshold = occlusion_threshold
         self.occlusion = OcclusionEstimator()
+        self.face_tracker = FaceTracker()  # 检测之前：这一路下一帧在哪块检测
         self.occlusion_ratio: float | None = None
         self._face_lost_at: float | None = None
         self.latest: Observation | None = None
@@ -51,6 +56,7 @@ class VisionState:
         self.attention: Attention | None = None
         self.attention_score: float | None = None
         self._emotion: np.ndarray | None = None
+        self._emotion_at: float | None = None  # 上次情绪推理的那一帧的时刻
 
     def observe(self, obs: Observation) -> dict[str, bool | None]:
         """并入一次分析结果，返回视觉类异常的条件（None：无法判断）。"""
@@ -83,12 +89,18 @@ class VisionState:
         score = self.attention.score
         self.attention_score = score if self.attention_score is None else (1 - a) * self.attention_score + a * score
 
+    def emotion_due(self, t: float, analysis_interval_s: float) -> bool:
+        """时刻 ``t`` 的帧要不要做情绪推理（允许半个分析间隔的帧到达抖动）。"""
+        last = self._emotion_at
+        return last is None or not 0.0 <= t - last < self.EMOTION_INTERVAL_S - analysis_interval_s / 2
+
     def _update_emotion(self, obs: Observation, main: Face | None) -> None:
         if obs.emotion is not None:
+            self._emotion_at = obs.frame_received_at
             e = self.EMOTION_SMOOTHING
             self._emotion = obs.emotion if self._emotion is None else (1 - e) * self._emotion + e * obs.emotion
         elif main is None:
-            self._emotion = None
+            self._emotion = self._emotion_at = None
 
     def _update_occlusion(self, obs: Observation, main: Face | None, pose: HeadPose | None) -> bool | None:
         """更新平滑后的遮挡比例；返回 OCCLUSION 条件（无法判断时 None）。
