@@ -1,4 +1,6 @@
-// 教师监控页：连接 Socket.IO 的 /monitor 命名空间，按会话显示 monitor.update。
+// 教师监控墙：连接 Socket.IO 的 /monitor 命名空间，每个会话一张卡片（考生、考试、状态、专注度、面部情绪、心率、
+// 音量、异常与持续时长），按风险分排序（风险分由工作进程算好，算法在 shared/risk.py），旁边是实时告警列表。
+// 收到的更新每个动画帧至多画一次（几百个会话时主线程也不会被逐条重画占满）。
 // 路径为 /monitor/sessions/<session_id> 时只订阅该会话（单会话诊断页）。
 //
 // 访问控制：考试系统为教师申请监控令牌（POST /api/monitor/token），打开 /monitor#token=<令牌>。
@@ -17,6 +19,8 @@ const REFUSAL_TEXT = {
 };
 
 const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数据”
+const RESORT_MS = 1000; // 卡片至多每秒重排一次：排序跟得上风险变化，又不会让卡片一直跳
+const MAX_ALERTS = 200;
 const ANOMALY_TEXT = {
   NO_FACE: "无人脸",
   MULTI_FACE: "多人",
@@ -24,12 +28,26 @@ const ANOMALY_TEXT = {
   OCCLUSION: "遮挡",
   TALKING: "说话",
 };
+const SEVERITY_TEXT = { low: "轻", medium: "中", high: "重" };
+const EMOTION_TEXT = {
+  angry: "生气", disgust: "厌恶", fear: "害怕", happy: "高兴", sad: "难过", surprise: "惊讶", neutral: "平静",
+};
 
 const grid = document.getElementById("grid");
 const empty = document.getElementById("empty");
 const conn = document.getElementById("conn");
 const summary = document.getElementById("summary");
-const cards = new Map(); // session_id -> {el, lastAt}
+const alertList = document.getElementById("alerts");
+const examFilter = document.getElementById("exam-filter");
+const search = document.getElementById("search");
+const system = document.getElementById("system");
+const totals = Object.fromEntries([...document.querySelectorAll("[data-total]")].map((el) => [el.dataset.total, el]));
+
+const sessions = new Map(); // session_id -> {el, update, lastAt, active: Map(code -> 告警条目)}
+const pending = new Map(); // 本帧还没画的最新更新：session_id -> update
+const exams = new Set();
+let frameRequested = false;
+let lastSortAt = 0;
 
 const match = window.location.pathname.match(/^\/monitor\/sessions\/([^/]+)\/?$/);
 const onlySession = match ? decodeURIComponent(match[1]) : null;
@@ -43,12 +61,24 @@ function fmt(value, digits = 0, unit = "") {
   return `${Number(value).toFixed(digits)}${unit}`;
 }
 
+function pct(ratio) {
+  return ratio === null || ratio === undefined ? "—" : `${Math.round(ratio * 100)}%`;
+}
+
 function row(key, value, field) {
   return `<div class="row"><span class="k">${key}</span><span class="v" data-field="${field}">${value}</span></div>`;
 }
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function who(update) {
+  return update.student_id ? `考生 ${update.student_id}` : update.stream_name || update.session_id;
+}
+
+function sessionHref(id) {
+  return `/monitor/sessions/${encodeURIComponent(id)}`;
 }
 
 // 电平表：-60 dBFS（静）到 0 dBFS（满幅）；只显示电平，不播放任何音频
@@ -59,54 +89,201 @@ function levelMeter(audio) {
   return `<meter min="-60" max="0" low="-40" high="-12" optimum="-60" value="${level}"></meter> ${fmt(audio.level_dbfs, 0, " dB")}${talking}`;
 }
 
+function attentionGauge(attention) {
+  if (attention.score === null || attention.score === undefined) return "—";
+  const value = Math.round(attention.score * 100);
+  return `<meter min="0" max="100" low="40" high="70" optimum="100" value="${value}"></meter> ${value}%`;
+}
+
+function emotionText(emotion) {
+  if (!emotion || !emotion.dominant) return "—";
+  return `${EMOTION_TEXT[emotion.dominant] || escapeHtml(emotion.dominant)} ${pct(emotion.confidence)}`;
+}
+
+function heartRate(ppg) {
+  if (ppg.hr_bpm === null || ppg.hr_bpm === undefined) return "—";
+  const source = ppg.source === "client" ? "学生端采样" : "视频";
+  return `${fmt(ppg.hr_bpm, 0, " bpm")} · 质量 ${pct(ppg.signal_quality)} · ${source}`;
+}
+
 function render(update) {
   const m = update.metrics;
   const face = m.face.detected === null ? "—" : m.face.detected ? "有人脸" : "无人脸";
   const badges = update.anomalies
-    .map((a) => `<span class="badge ${a.severity}" data-code="${a.code}">${ANOMALY_TEXT[a.code] || a.code} ${fmt(a.duration_ms / 1000, 1, "s")}</span>`)
+    .map((a) => `<span class="badge ${a.severity}" data-code="${a.code}">${ANOMALY_TEXT[a.code] || a.code} ${fmt(a.duration_ms / 1000, 0, "s")}</span>`)
     .join("");
-  const id = escapeHtml(update.session_id);
+  const risk = update.risk || { score: 0, level: "none" };
+  const exam = update.exam_id ? `<span class="exam">考试 ${escapeHtml(update.exam_id)}</span>` : "";
   return `
-    <h2><a href="/monitor/sessions/${encodeURIComponent(update.session_id)}">${id}</a></h2>
+    <h2><a href="${sessionHref(update.session_id)}" data-field="who">${escapeHtml(who(update))}</a>
+      <span class="risk" data-field="risk" data-level="${risk.level}" title="风险分">${fmt(risk.score, 0)}</span></h2>
+    <div class="sub">${exam}<span class="state" data-field="state"></span></div>
     ${row("人脸", face, "face")}
+    ${row("专注度", attentionGauge(m.attention), "attention")}
+    ${row("面部情绪", emotionText(m.emotion), "emotion")}
+    ${row("遮挡", pct(m.face.occlusion_ratio), "occlusion")}
     ${row("多人累计", fmt(m.face.multi_face_secs, 1, " 秒"), "multi_face_secs")}
-    ${row("遮挡", fmt(m.face.occlusion_ratio === null ? null : m.face.occlusion_ratio * 100, 0, "%"), "occlusion")}
-    ${row("专注度", fmt(m.attention.score === null ? null : m.attention.score * 100, 0, "%"), "attention")}
-    ${row("心率", fmt(m.ppg.hr_bpm, 0, " bpm") + (m.ppg.hr_bpm != null && m.ppg.source === "client" ? " · 学生端采样" : ""), "hr")}
+    ${row("心率", heartRate(m.ppg), "hr")}
     ${row("音量", levelMeter(m.audio), "audio_level")}
     ${row("语音情绪", m.audio.dominant ? escapeHtml(m.audio.dominant) : "—", "audio")}
     <div class="badges">${badges}</div>
-    <div class="foot">延迟 ${fmt(update.latency_ms, 0, " ms")} · 丢帧 ${update.system.dropped_frames} · 模型 ${update.models.map(escapeHtml).join("/")}</div>`;
+    <div class="foot">更新 <span data-field="age">刚刚</span> · 延迟 ${fmt(update.latency_ms, 0, " ms")} · 丢帧 ${update.system.dropped_frames}</div>`;
+}
+
+// ---- 实时告警：每个新出现的异常一条（时间、考生、异常、严重度、持续时长），点击打开会话页 ----
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString("zh-CN", { hour12: false });
+}
+
+function alertHtml(item) {
+  const state = item.active ? "进行中" : "已结束";
+  return `<a href="${sessionHref(item.sessionId)}"><time>${clock(item.at)}</time>
+    <span class="who">${escapeHtml(item.who)}</span>
+    <span class="badge ${item.severity}" data-code="${item.code}">${ANOMALY_TEXT[item.code] || item.code}</span>
+    <span class="sev">${SEVERITY_TEXT[item.severity] || item.severity}</span>
+    <span class="dur">${fmt(item.durationMs / 1000, 0, " 秒")} ${state}</span></a>`;
+}
+
+function trackAlerts(entry, update) {
+  const now = Date.now();
+  const seen = new Set();
+  for (const a of update.anomalies) {
+    seen.add(a.code);
+    let item = entry.active.get(a.code);
+    if (!item) {
+      const el = document.createElement("li");
+      el.dataset.sessionId = update.session_id;
+      el.dataset.code = a.code;
+      item = { el, sessionId: update.session_id, code: a.code, at: now - a.duration_ms, active: true };
+      entry.active.set(a.code, item);
+      alertList.prepend(el);
+      while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
+    }
+    Object.assign(item, { who: who(update), severity: a.severity, durationMs: a.duration_ms });
+    item.el.dataset.severity = a.severity;
+    item.el.innerHTML = alertHtml(item);
+  }
+  for (const [code, item] of entry.active) {
+    if (seen.has(code)) continue;
+    item.active = false;
+    item.el.classList.add("ended");
+    item.el.innerHTML = alertHtml(item);
+    entry.active.delete(code);
+  }
+}
+
+// ---- 每个动画帧至多画一次：收到的更新先放进 pending，同一会话只画最新的一条 ----
+function newer(update, other) {
+  return !other || update.timestamp >= other.timestamp; // ISO-8601 UTC（同一格式）按字符串比较即按时间
 }
 
 function onUpdate(update) {
   if (onlySession && update.session_id !== onlySession) return;
-  let entry = cards.get(update.session_id);
-  if (!entry) {
-    const el = document.createElement("article");
-    el.className = "card";
-    el.dataset.sessionId = update.session_id;
-    grid.appendChild(el);
-    entry = { el, lastAt: 0 };
-    cards.set(update.session_id, entry);
+  // 连接时的回放（最近 10 秒）可能与实时更新交错到达：每个会话只往前走，不让旧的一条把告警“结束”掉
+  const shown = sessions.get(update.session_id);
+  if (!newer(update, shown && shown.update) || !newer(update, pending.get(update.session_id))) return;
+  pending.set(update.session_id, update);
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(drawFrame);
   }
-  entry.lastAt = Date.now();
-  entry.el.innerHTML = render(update);
-  entry.el.classList.toggle("alert", update.anomalies.length > 0 || update.metrics.face.detected === false);
-  entry.el.classList.remove("stale");
-  empty.hidden = cards.size > 0;
 }
 
-function tick() {
+function drawFrame() {
+  frameRequested = false;
   const now = Date.now();
-  let live = 0;
-  for (const entry of cards.values()) {
-    const stale = now - entry.lastAt > STALE_MS;
-    entry.el.classList.toggle("stale", stale);
-    if (!stale) live += 1;
+  let added = false;
+  for (const update of pending.values()) {
+    let entry = sessions.get(update.session_id);
+    if (!entry) {
+      const el = document.createElement("article");
+      el.className = "card";
+      el.dataset.sessionId = update.session_id;
+      grid.appendChild(el);
+      entry = { el, update, lastAt: now, active: new Map() };
+      sessions.set(update.session_id, entry);
+      added = true;
+    }
+    entry.update = update;
+    entry.lastAt = now;
+    entry.el.innerHTML = render(update);
+    entry.el.dataset.riskLevel = (update.risk && update.risk.level) || "none";
+    entry.el.classList.toggle("alert", update.anomalies.length > 0 || update.metrics.face.detected === false);
+    entry.el.classList.remove("stale");
+    trackAlerts(entry, update);
+    if (update.exam_id && !exams.has(update.exam_id)) {
+      exams.add(update.exam_id);
+      examFilter.add(new Option(update.exam_id, update.exam_id));
+    }
+    filterOne(entry);
   }
-  summary.textContent = `在线 ${live} / 共 ${cards.size} 路`;
+  pending.clear();
+  if (added || now - lastSortAt >= RESORT_MS) sortTiles(now);
+  empty.hidden = sessions.size > 0;
+  refreshStatus(now);
 }
+
+function riskOf(entry) {
+  return entry.update.risk ? entry.update.risk.score : 0;
+}
+
+// 风险分高的在前；同分按考生 / 流名
+function sortTiles(now) {
+  lastSortAt = now;
+  const ordered = [...sessions.values()].sort((a, b) => riskOf(b) - riskOf(a) || who(a.update).localeCompare(who(b.update)));
+  const current = grid.children;
+  if (ordered.every((entry, i) => current[i] === entry.el)) return;
+  grid.append(...ordered.map((entry) => entry.el));
+}
+
+function filterOne(entry) {
+  const exam = examFilter.value;
+  const text = search.value.trim().toLowerCase();
+  const u = entry.update;
+  const hay = `${u.student_id || ""} ${u.stream_name || ""} ${u.session_id}`.toLowerCase();
+  entry.el.hidden = (exam && u.exam_id !== exam) || (text && !hay.includes(text));
+}
+
+function applyFilters() {
+  for (const entry of sessions.values()) filterOne(entry);
+}
+examFilter.addEventListener("change", applyFilters);
+search.addEventListener("input", applyFilters);
+
+// 头部合计、卡片的状态与“多久前更新”：每秒一次，以及每次画帧之后
+function refreshStatus(now) {
+  let live = 0;
+  let degraded = 0;
+  let anomalies = 0;
+  let dropped = 0;
+  let cpu = null;
+  for (const entry of sessions.values()) {
+    const stale = now - entry.lastAt > STALE_MS;
+    const u = entry.update;
+    entry.el.classList.toggle("stale", stale);
+    const state = entry.el.querySelector('[data-field="state"]');
+    const age = entry.el.querySelector('[data-field="age"]');
+    const text = stale ? "无数据" : u.system.degraded ? "降级" : "分析中";
+    if (state && state.textContent !== text) {
+      state.textContent = text;
+      state.dataset.state = stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
+    }
+    if (age) age.textContent = now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`;
+    if (stale) continue;
+    live += 1;
+    if (u.system.degraded) degraded += 1;
+    anomalies += u.anomalies.length;
+    dropped += u.system.dropped_frames;
+    if (u.system.cpu_util !== null && u.system.cpu_util !== undefined) cpu = Math.max(cpu ?? 0, u.system.cpu_util);
+  }
+  totals.live.textContent = live;
+  totals.degraded.textContent = degraded;
+  totals.anomalies.textContent = anomalies;
+  summary.textContent = `在线 ${live} / 共 ${sessions.size} 路`;
+  system.textContent = `工作进程 CPU 最高 ${cpu === null ? "—" : pct(cpu)} · 累计丢帧 ${dropped}`;
+}
+
+setInterval(() => refreshStatus(Date.now()), 1000);
 
 function setConn(up, text) {
   conn.textContent = text;
@@ -192,7 +369,6 @@ socket.on("monitor.update", onUpdate); // 连接时声明投递方式之前的�
 socket.on("monitor.batch", (batch) => {
   for (const [name, update] of batch.events) if (name === "monitor.update") onUpdate(update);
 });
-setInterval(tick, 1000);
 if (token) {
   socket.connect();
 } else {

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .risk import Risk
 from .streams import ID_PATTERN, STREAM_NAME_PATTERN, check_rtsp_url
 
 StreamName = Annotated[
@@ -162,6 +163,10 @@ class SessionReport(BaseModel):
     )
     heart_rate: HeartRateSummary = Field(default_factory=HeartRateSummary)
     anomalies: list[AnomalyEpisode] = Field(default_factory=list, description="全部已结束的异常事件段，按开始时间排序")
+    risk: Risk = Field(
+        default_factory=lambda: Risk(score=0.0, level="none"),
+        description="整场的复核优先级：与教师墙同一算法（shared/risk.py），已结束的事件段不衰减",
+    )
     media: MediaSummary = Field(default_factory=MediaSummary)
     transitions: list[StateTransition] = Field(default_factory=list, description="会话状态变化及原因")
     viewers: list[Viewer] = Field(default_factory=list, description="看过该会话的教师授权（审计记录，随报告保留）")
@@ -184,6 +189,7 @@ class StreamJob(BaseModel):
     session_id: str
     created_at: str
     exam_id: str | None = Field(None, description="会话所属考试（限定考试的监控令牌据此收到该流的广播）")
+    student_id: str | None = Field(None, description="会话所属考生（教师墙的卡片标题）")
 
 
 class RtspStartResponse(StreamJob):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 
 from .api import Identifier, StreamName
 from .events import ANALYSIS_EVENTS
+from .risk import Risk
 
 # 客户端发来的数：只收 JSON 数字（不把 "12.5"、"nan" 这样的字符串或 true/false 转成数），且必须有限
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -57,9 +58,17 @@ class AudioMetrics(BaseModel):
     talking: bool | None = None
 
 
+class EmotionMetrics(BaseModel):
+    """面部情绪（平滑后的主导情绪与其概率）；模型未就绪或没有人脸时为 null。"""
+
+    dominant: str | None = None
+    confidence: float | None = None
+
+
 class Metrics(BaseModel):
     attention: AttentionMetrics = Field(default_factory=AttentionMetrics)
     face: FaceMetrics = Field(default_factory=FaceMetrics)
+    emotion: EmotionMetrics = Field(default_factory=EmotionMetrics)
     ppg: PpgMetrics = Field(default_factory=PpgMetrics)
     audio: AudioMetrics = Field(default_factory=AudioMetrics)
 
@@ -84,6 +93,10 @@ class SystemMetrics(BaseModel):
 
 class MonitorUpdate(BaseModel):
     session_id: str
+    stream_name: str | None = None
+    exam_id: str | None = Field(None, description="会话创建时给出的考试（教师墙按它筛选）")
+    student_id: str | None = Field(None, description="会话创建时给出的考生（卡片标题；没有时用流名）")
+    risk: Risk | None = Field(None, description="风险分（教师墙的排序依据，算法见 shared/risk.py 与 README “风险分”）")
     timestamp: str = Field(description="ISO-8601 UTC")
     models: list[str]
     metrics: Metrics

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import uuid
@@ -72,6 +73,7 @@ def rtsp_server() -> Iterator[RtspServer]:
 class Clips:
     face: Path
     empty: Path
+    two_faces: Path  # 画面左侧还有第二个人
 
 
 PULSE_BPM = 72.0
@@ -83,6 +85,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     return Clips(
         face=encode_clip(root / "face.mp4", face_frames(60)),
         empty=encode_clip(root / "empty.mp4", empty_frames(30)),
+        two_faces=encode_clip(root / "two_faces.mp4", face_frames(60, second_face=True)),
     )
 
 
@@ -253,6 +256,14 @@ def _clean_stack_between_tests(request: pytest.FixtureRequest) -> Iterator[None]
     yield
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").cleanup()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """测试产物（页面截图）：``TEST_ARTIFACTS_DIR``，默认仓库下的 test-artifacts/（不入库）。"""
+    path = Path(os.environ.get("TEST_ARTIFACTS_DIR", Path(__file__).resolve().parents[1] / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")

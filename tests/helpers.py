@@ -12,8 +12,15 @@ import socketio
 
 from devtools.synthetic import face_frames, simulate_pulse
 from shared import events as ev
+from shared.api import StreamJob
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import SkinSampler, face_roi
+
+# 单元测试里组装事件用的流任务（考试 e1、考生 s1）
+JOB = StreamJob(
+    stream_name="exam-e1-user-s1", rtsp_url="rtsp://127.0.0.1:8554/exam-e1-user-s1", session_id="s-1",
+    created_at="2026-12-01T08:00:00.000Z", exam_id="e1", student_id="s1",
+)
 
 RECORDED_EVENTS = (
     ev.MONITOR_UPDATE,

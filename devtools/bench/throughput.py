@@ -131,10 +131,12 @@ def measure(stack: LocalStack, log: UpdateLog, target: Target, names: list[str],
 
         analysed, decoded = rate("frames_analyzed"), rate("frames_decoded")
         degraded = any(w.get("degraded") for w in status1["workers"])
-        slow = [  # 没达到分析帧率的流：开始与结束时的所属进程、状态（换了进程时计数从头开始）
+        publishing = {p.url.rsplit("/", 1)[-1]: p.running() for p in stack.publishers}
+        slow = [  # 没达到分析帧率的流：开始与结束时的所属进程、状态（换了进程时计数从头开始），推流进程是否还在
             {"stream": n, "analysis_fps": round(a, 2), "decode_fps": round(r, 2),
              "owner": [s.get(n, {}).get("owner") for s in (before, after)],
-             "state": [s.get(n, {}).get("state") for s in (before, after)]}
+             "state": [s.get(n, {}).get("state") for s in (before, after)],
+             "publisher_running": publishing.get(n), "last_error": after.get(n, {}).get("last_error")}
             for n, a, r in zip(names, analysed, decoded) if a < MIN_SHARE * TARGET_FPS
         ]  # fmt: skip
     else:  # 种子设计：每分析一帧发一条

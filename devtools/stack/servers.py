@@ -211,7 +211,9 @@ class RtspServer:
             "--serverport", str(self.source_port),
             "--client_listen_address", self.client_host,
             "--source_listen_address", "127.0.0.1",
-            "--rtp_start_port", str(random.randrange(20000, 40000, 2)),
+            # 服务器按次序分配 RTP 端口且不检查 bind 是否成功；FFmpeg / PyAV 的客户端在 5000–65000 里随机选端口，
+            # 撞上时那一路就收不到包（几十路时搜索里偶有 1–3 路一直在重连）。65000 以上不会被它们选到
+            "--rtp_start_port", str(random.randrange(65000, 65100, 2)),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.client_port, proc=self.proc, host=self.client_host)

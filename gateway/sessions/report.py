@@ -18,6 +18,7 @@ from shared.api import (
 )
 from shared.keys import as_text
 from shared.messages import iso_utc
+from shared.risk import RiskEvent, risk_score
 
 
 def _ratio(numerator: float, denominator: float, digits: int = 3) -> float | None:
@@ -46,6 +47,7 @@ def build_report(
     hr_s = nums.get("hr_s", 0.0)
     changes = [StateTransition(**_transition(json.loads(t))) for t in transitions]
     started = next((t.at for t in changes if t.state == "STREAMING"), None)
+    anomalies = sorted((AnomalyEpisode.model_validate_json(e) for e in episodes), key=lambda e: e.start)
     return SessionReport(
         session_id=info.session_id,
         stream_name=info.stream_name,
@@ -73,7 +75,8 @@ def build_report(
             quality_mean=_ratio(nums.get("hr_quality_weighted", 0.0), hr_s),
             seconds_with_hr=round(hr_s, 1),
         ),
-        anomalies=sorted((AnomalyEpisode.model_validate_json(e) for e in episodes), key=lambda e: e.start),
+        anomalies=anomalies,
+        risk=risk_score((RiskEvent(e.code, e.peak_severity, e.duration_s, ended_ago_s=0.0) for e in anomalies), decay=False),
         media=MediaSummary(
             reconnects=int(nums.get("reconnects", 0)),
             dropped_frames=int(nums.get("dropped_frames", 0)),

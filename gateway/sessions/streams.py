@@ -40,6 +40,7 @@ class StreamService:
             session_id=session_id,
             created_at=iso_utc(time.time()),
             exam_id=info.exam_id if info is not None else None,
+            student_id=info.student_id if info is not None else None,
         )
         if await self.streams.add(job):
             return job, True

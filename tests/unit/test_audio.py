@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from devtools.synthetic import face_frames, speech_pcm
-from tests.helpers import wait_until
+from tests.helpers import JOB, wait_until
 from workers.analysis.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioActivity, dbfs
 from workers.analysis.face import FaceDetector
 from workers.analysis.ppg import PpgResult
@@ -86,7 +86,7 @@ def test_tracker_reports_talking_within_two_seconds_and_fills_audio_metrics() ->
         tracker.audio.sample(pcm[start : start + step], now=t)
         if i % 2 == 1:  # 5 fps 分析
             tracker.observe(Observation(faces=faces, frame_received_at=t, frame_wall_time=1.7e9 + t), t)
-            update = build_monitor_update("s-1", tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, emotion_ready=False)
+            update = build_monitor_update(JOB, tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, emotion_ready=False)
             updates.append((t, update))
             if first_talking is None and any(a.code == "TALKING" for a in update.anomalies):
                 first_talking = t
@@ -103,7 +103,7 @@ def test_tracker_reports_talking_within_two_seconds_and_fills_audio_metrics() ->
     # 音频停止超过 2 秒：视为无音轨，电平为 null 并说明原因
     late = updates[-1][0] + 3.0
     tracker.observe(Observation(faces=faces, frame_received_at=late, frame_wall_time=1.7e9 + late), late)
-    gone = build_monitor_update("s-1", tracker.snapshot(late, ppg), 1.7e9 + late, None, None, 0, emotion_ready=False)
+    gone = build_monitor_update(JOB, tracker.snapshot(late, ppg), 1.7e9 + late, None, None, 0, emotion_ready=False)
     assert gone.metrics.audio.level_dbfs is None and gone.null_reasons["audio.level_dbfs"] == "no_audio_track"
     assert "audio" not in gone.models
 
@@ -168,7 +168,7 @@ def test_speech_emotion_service_fills_audio_dominant(tmp_path: Path) -> None:
         wait_until(lambda: tracker.audio.speech_emotion(t) is not None, 5, "语音情绪结果未返回")
         tracker.observe(Observation(faces=faces, frame_received_at=t, frame_wall_time=1.7e9 + t), t)
         ppg = PpgResult(hr_bpm=None, signal_quality=None, snr_db=None, window_s=1.0)
-        update = build_monitor_update("s-1", tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, False, audio_emotion_ready=True)
+        update = build_monitor_update(JOB, tracker.snapshot(t, ppg), 1.7e9 + t, None, None, 0, False, audio_emotion_ready=True)
         assert update.metrics.audio.dominant == "happy" and update.models[-2:] == ["audio", "audio_emotion"]
         assert "audio.dominant" not in update.null_reasons
     finally:

@@ -16,6 +16,7 @@ from shared.messages import PPG_MAX_ROWS, PpgSamples, SessionHeartbeat
 from shared.retry import backoff_delay
 from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name, reader_url
+from tests.helpers import JOB
 from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
 from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
 from workers.analysis.face import Face, FaceDetections, FaceDetector
@@ -185,7 +186,7 @@ def test_route_sends_broadcasts_to_all_room_and_room_events_only_to_room() -> No
     tracker.observe(_obs(FaceDetector().detect(next(face_frames(1))), 0.0), 0.0)
     ppg = PpgResult(hr_bpm=71.5, signal_quality=0.8, snr_db=4.0, window_s=10.0)
     snap = tracker.snapshot(0.0, ppg)
-    update = build_monitor_update("s-1", snap, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
+    update = build_monitor_update(JOB, snap, 1.7e9, 12.0, 0.5, 3, emotion_ready=False)
     emotion = build_emotion_event("s-1", "exam-a-user-1", snap)
     heart = build_heart_rate_event("s-1", "exam-a-user-1", snap)
     table = {(e.event, e.namespace): e.room for e in route("exam-a-user-1", update, emotion, heart)}

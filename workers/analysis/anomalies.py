@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+
+from shared.risk import HALF_LIFE_S, Risk, RiskEvent, risk_score
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -58,9 +61,12 @@ class _State:
 
 @dataclass
 class AnomalyTracker:
+    RECENT_S = 10 * HALF_LIFE_S  # 结束超过这么久的事件段对风险分的贡献已不到 1/1000
+
     policies: dict[str, AnomalyPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
     episodes: list[Episode] = field(default_factory=list)
     _states: dict[str, _State] = field(default_factory=dict)
+    _recent: deque[Episode] = field(default_factory=lambda: deque(maxlen=64))  # 最近结束的事件段（风险分用）
 
     def update(self, conditions: dict[str, bool | None], t: float) -> list[ActiveAnomaly]:
         """``conditions[code]``：此刻条件是否成立；None 表示无法判断（保持原状态）。"""
@@ -83,6 +89,7 @@ class AnomalyTracker:
                         st.false_since = t
                     if t - st.false_since >= policy.offset_s:
                         st.episode.end = st.false_since
+                        self._recent.append(st.episode)
                         st.episode = None
                         st.true_since = None
                         st.false_since = None
@@ -103,6 +110,15 @@ class AnomalyTracker:
                 st.episode.end = t
         self._states.clear()
         return self.pop_finished()
+
+    def risk(self, t: float) -> Risk:
+        """此刻的风险分：进行中的事件段，加上最近结束、按半衰期衰减的（见 :mod:`shared.risk`）。"""
+        events = [RiskEvent(a.code, a.severity, a.duration_ms / 1000.0) for a in self.active(t)]
+        for ep in self._recent:
+            assert ep.end is not None
+            if t - ep.end <= self.RECENT_S:
+                events.append(RiskEvent(ep.code, ep.peak_severity, ep.end - ep.start, ended_ago_s=t - ep.end))
+        return risk_score(events)
 
     def active(self, t: float) -> list[ActiveAnomaly]:
         out = []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from shared.api import StreamJob
 from shared.messages import (
     Anomaly,
     AttentionMetrics,
     AudioMetrics,
+    EmotionMetrics,
     EmotionResult,
     FaceMetrics,
     HeartRateEvent,
@@ -37,12 +39,17 @@ def models_ran(emotion_ready: bool, audio: bool, audio_emotion_ready: bool) -> l
     return models
 
 
-def null_reasons(metrics: Metrics, ppg: PpgResult, has_audio: bool, audio_emotion_ready: bool) -> dict[str, str]:
+def null_reasons(
+    metrics: Metrics, ppg: PpgResult, has_audio: bool, audio_emotion_ready: bool, emotion_ready: bool = True
+) -> dict[str, str]:
     """``metrics`` 中每个 null 字段的原因代码（代码含义见 README）。"""
     reasons: dict[str, str] = {}
     face = metrics.face
     if face.occlusion_ratio is None:
         reasons["face.occlusion_ratio"] = "no_face" if not face.detected else "no_frontal_reference"
+    if metrics.emotion.dominant is None:
+        reason = "emotion_model_loading" if not emotion_ready else "no_face" if not face.detected else "insufficient_window"
+        reasons["emotion.dominant"] = reasons["emotion.confidence"] = reason
     if metrics.ppg.signal_quality is None:
         reasons["ppg.signal_quality"] = reasons["ppg.hr_bpm"] = "insufficient_window"
     elif metrics.ppg.hr_bpm is None:
@@ -74,6 +81,10 @@ def metrics_of(snap: StreamSnapshot) -> Metrics:
             multi_face_secs=round(snap.multi_face_secs, 2),
             occlusion_ratio=snap.occlusion_ratio if snap.face_detected else None,
         ),
+        emotion=EmotionMetrics(
+            dominant=snap.emotion.dominant if snap.emotion else None,
+            confidence=snap.emotion.confidence if snap.emotion else None,
+        ),
         ppg=PpgMetrics(
             hr_bpm=ppg.hr_bpm,
             signal_quality=ppg.signal_quality,
@@ -90,7 +101,7 @@ def metrics_of(snap: StreamSnapshot) -> Metrics:
 
 
 def build_monitor_update(
-    session_id: str,
+    job: StreamJob,
     snap: StreamSnapshot,
     now_wall: float,
     latency_ms: float | None,
@@ -105,7 +116,11 @@ def build_monitor_update(
     metrics = metrics_of(snap)
     has_audio = snap.audio is not None
     return MonitorUpdate(
-        session_id=session_id,
+        session_id=job.session_id,
+        stream_name=job.stream_name,
+        exam_id=job.exam_id,
+        student_id=job.student_id,
+        risk=snap.risk,
         timestamp=iso_utc(now_wall),
         models=models_ran(emotion_ready, has_audio, audio_emotion_ready),
         metrics=metrics,
@@ -118,7 +133,7 @@ def build_monitor_update(
             degraded=pacer is not None and pacer.degraded,
             analysis_fps=None if pacer is None else round(pacer.fps, 2),
         ),
-        null_reasons=null_reasons(metrics, snap.ppg, has_audio, audio_emotion_ready),
+        null_reasons=null_reasons(metrics, snap.ppg, has_audio, audio_emotion_ready, emotion_ready),
     )
 
 

@@ -52,7 +52,7 @@ class Outbox:
         self.metrics.frame_to_event.observe(latency_ms / 1000.0)
         snap = state.snapshot(now, ppg)
         update = build_monitor_update(
-            job.session_id,
+            job,
             snap,
             now_wall=time.time(),
             latency_ms=latency_ms,

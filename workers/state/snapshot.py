@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.risk import Risk
+
 from ..analysis.anomalies import ActiveAnomaly
 from ..analysis.audio import AudioState
 from ..analysis.emotion import EmotionEstimate
@@ -25,3 +27,4 @@ class StreamSnapshot:
     audio: AudioState | None  # None：没有音轨
     speech_emotion: SpeechEmotion | None  # 只在有音轨时给出
     anomalies: tuple[ActiveAnomaly, ...]
+    risk: Risk

@@ -82,4 +82,5 @@ class StreamState:
             audio=audio,
             speech_emotion=self.audio.speech_emotion(now) if audio is not None else None,
             anomalies=tuple(self.active),
+            risk=self.anomalies.risk(obs.frame_received_at),  # 与异常状态机同一时钟（所分析帧的到达时刻）
         )
