@@ -46,6 +46,9 @@ const totals = Object.fromEntries([...document.querySelectorAll("[data-total]")]
 const sessions = new Map(); // session_id -> {el, update, lastAt, active: Map(code -> 告警条目)}
 const pending = new Map(); // 本帧还没画的最新更新：session_id -> update
 const exams = new Set();
+// 诊断计数（基准 devtools/bench/wall.py 读它）：收到的 monitor.update、画出的更新、画帧次数、最长一次画帧（毫秒）
+const stats = { received: 0, applied: 0, frames: 0, longest_draw_ms: 0 };
+window.wallStats = stats;
 let frameRequested = false;
 let lastSortAt = 0;
 
@@ -178,6 +181,7 @@ function newer(update, other) {
 }
 
 function onUpdate(update) {
+  stats.received += 1;
   if (onlySession && update.session_id !== onlySession) return;
   // 连接时的回放（最近 10 秒）可能与实时更新交错到达：每个会话只往前走，不让旧的一条把告警“结束”掉
   const shown = sessions.get(update.session_id);
@@ -191,7 +195,11 @@ function onUpdate(update) {
 
 function drawFrame() {
   frameRequested = false;
+  const started = performance.now();
   const now = Date.now();
+  lastDataAt = now;
+  stats.frames += 1;
+  stats.applied += pending.size;
   let added = false;
   for (const update of pending.values()) {
     let entry = sessions.get(update.session_id);
@@ -221,6 +229,7 @@ function drawFrame() {
   if (added || now - lastSortAt >= RESORT_MS) sortTiles(now);
   empty.hidden = sessions.size > 0;
   refreshStatus(now);
+  stats.longest_draw_ms = Math.max(stats.longest_draw_ms, performance.now() - started);
 }
 
 function riskOf(entry) {
@@ -285,6 +294,25 @@ function refreshStatus(now) {
 
 setInterval(() => refreshStatus(Date.now()), 1000);
 
+// ---- 服务连不上时：只读的占位提示（最后收到数据的时刻、第几次重连），页面照常显示最后的状态 ----
+// 重连由 Socket.IO 客户端按指数退避进行（1 秒起、每次加倍、至多 5 秒，带随机抖动），回来后不需要刷新页面
+const offline = document.getElementById("offline");
+let lastDataAt = null;
+let attempts = 0;
+
+function showOffline() {
+  const at = lastDataAt ? `下面是 ${clock(lastDataAt)} 的最后状态（只读）` : "还没有收到过数据";
+  offline.textContent = `服务暂时连不上：${at}，正在重连…${attempts ? `（第 ${attempts} 次）` : ""}`;
+  offline.hidden = false;
+  document.body.classList.add("is-offline");
+}
+
+function hideOffline() {
+  attempts = 0;
+  offline.hidden = true;
+  document.body.classList.remove("is-offline");
+}
+
 function setConn(up, text) {
   conn.textContent = text;
   conn.dataset.state = up ? "up" : "down";
@@ -342,7 +370,12 @@ const DELIVERY = { events: ["monitor.update"], batch: true };
 const socket = io("/monitor", {
   transports: ["websocket"], reconnectionDelayMax: 5000, auth: { token, ...DELIVERY }, autoConnect: false,
 });
+socket.io.on("reconnect_attempt", (n) => {
+  attempts = n;
+  if (!offline.hidden) showOffline();
+});
 socket.on("connect", () => {
+  hideOffline();
   setConn(true, "已连接");
   delete conn.dataset.reason;
   scheduleRenew();
@@ -353,7 +386,10 @@ socket.on("connect", () => {
   }
 });
 socket.on("disconnect", (reason) => {
-  if (reason !== "io server disconnect") setConn(false, "连接断开，正在重连…");
+  if (reason !== "io server disconnect") {
+    setConn(false, "连接断开，正在重连…");
+    showOffline();
+  }
 });
 socket.on("connect_error", (err) => {
   const reason = err && err.data ? err.data.reason : null;
@@ -361,6 +397,7 @@ socket.on("connect_error", (err) => {
     refused(reason); // 凭据问题：重试没有用，不再重连
   } else {
     setConn(false, "无法连接服务，正在重试…");
+    showOffline();
     if (reason) setTimeout(() => socket.connect(), 3000); // 服务端拒绝后客户端不会自动重连
   }
 });

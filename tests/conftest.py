@@ -138,7 +138,14 @@ class Stack:
 
     def restart_gateway(self, sig: int = signal.SIGKILL) -> None:
         """按信号结束网关进程并在同一端口、同一配置下重新启动。"""
+        self.stop_gateway(sig)
+        self.start_gateway()
+
+    def stop_gateway(self, sig: int = signal.SIGKILL) -> None:
         stop_process(self.gateway, sig=sig)
+
+    def start_gateway(self) -> None:
+        """在同一端口、同一配置下启动网关（之前用 :meth:`stop_gateway` 停掉的）。"""
         self.gateway = start_gateway(self.env)
         wait_healthy(self.base_url, self.gateway, timeout=60)
 

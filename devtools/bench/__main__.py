@@ -7,6 +7,7 @@
 ``python -m devtools.bench fanout``（见 fanout.py：网关扇出，与 Node.js 参照对比）
 ``python -m devtools.bench startup``（见 startup.py：工作进程启动到认领、情绪模型就绪）
 ``python -m devtools.bench memory``（见 memory.py：每路流增加的 RSS、恒定负载下的走势）
+``python -m devtools.bench wall``（见 wall.py：300 个会话时教师墙在 Chromium 里每秒画出的更新与最长主线程任务）
 
 用真实部件（嵌入式 Redis、rtsp-server-perl、FFmpeg 推流、网关、工作进程、python-socketio 客户端）
 测量：首个 monitor.update 的到达时间、工作进程内延迟（帧解码 -> 发出，payload 的 latency_ms）、
@@ -135,13 +136,21 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--processes", type=int, default=2)
     s.add_argument("--streams", type=int, default=2)
     s.add_argument("--runs", type=int, default=3)
+    w = sub.add_parser("wall", help="教师墙：S 个会话的更新推给 Chromium 里的 /monitor，量每秒画出的更新与最长主线程任务")
+    w.add_argument("--sessions", type=int, default=300)
+    w.add_argument("--rate", type=float, default=2.5, help="每个会话每秒的分析次数")
+    w.add_argument("--seconds", type=float, default=60.0)
     m = sub.add_parser("memory", help="工作进程每路流增加的 RSS，恒定负载下的内存走势")
     m.add_argument("--steps", default="0,4,8", help="逗号分隔的流数（逐级增加）")
     m.add_argument("--settle", type=float, default=45.0, help="每级稳定多少秒后记 RSS")
     m.add_argument("--minutes", type=float, default=10.0, help="在最后一级保持多少分钟")
     m.add_argument("--env", action="append", default=[], help="工作进程的额外环境变量 NAME=VALUE（可重复）")
     args = parser.parse_args(argv)
-    if args.command == "memory":
+    if args.command == "wall":
+        from .wall import bench_wall
+
+        result = bench_wall(args.sessions, args.rate, args.seconds)
+    elif args.command == "memory":
         from .memory import bench_memory
 
         extra = dict(item.split("=", 1) for item in args.env)

@@ -1,7 +1,7 @@
 """扇出基准的事件源：S 个合成会话，每个每秒 ``rate`` 次分析，发出工作进程的全部事件。
 
 事件由工作进程自己的代码组装与发送（``workers.output.routing.route`` 与 ``BatchEmitter``：一次分析一条 Redis
-消息），负载是典型大小的 ``monitor.update``（约 850 字节）与兼容旧前端的事件；``monitor.update.timestamp``
+消息），负载是典型大小的 ``monitor.update``（约 850–900 字节，数值随时间变化）与兼容旧前端的事件；``monitor.update.timestamp``
 在发出时填写，客户端据此计算延迟。各会话的相位在周期内均匀错开；落后时跳过错过的轮次（计数）而不是补发。
 
 ``python -m devtools.bench.fanout_feed --redis URL --channel C --sessions 300 --rate 2.5 --seconds 30``
@@ -30,10 +30,12 @@ from shared.messages import (
     SystemMetrics,
     iso_utc,
 )
+from shared.risk import RiskEvent, risk_score
 from workers.output.emitter import BatchEmitter
 from workers.output.routing import route
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+ANOMALY_CODES = ("LOOK_AWAY", "TALKING", "MULTI_FACE", "NO_FACE", "OCCLUSION")
 
 
 @dataclass
@@ -41,19 +43,29 @@ class SyntheticSession:
     session_id: str
     stream_name: str
     exam_id: str
+    student_id: str
+    index: int = 0
 
     def step(self, now: float) -> list[Emission]:
-        """一次分析的事件（与工作进程发出的相同：两个命名空间、兼容旧前端的事件名、student.*）。"""
+        """一次分析的事件（与工作进程发出的相同：两个命名空间、兼容旧前端的事件名、student.*）。
+
+        数值随时间变化（专注度、心率、电平；每 10 秒换一种异常，风险分随之变），教师墙因此要重画、重排。"""
+        phase = (now / 10.0 + self.index * 0.37) % 1.0
+        code = ANOMALY_CODES[int(now / 10.0 + self.index) % len(ANOMALY_CODES)]
+        anomalies = [Anomaly(code=code, severity="medium", duration_ms=int(phase * 10000))] if phase > 0.5 else []
         metrics = Metrics.model_validate({
-            "attention": {"score": 0.87, "confidence": 0.93},
+            "attention": {"score": round(0.5 + 0.5 * phase, 3), "confidence": 0.93},
             "face": {"detected": True, "multi_face_secs": 0.0, "occlusion_ratio": 0.04},
-            "ppg": {"hr_bpm": 74.2, "signal_quality": 0.71, "source": "video"},
-            "audio": {"dominant": "neutral", "confidence": 0.66, "level_dbfs": -38.5, "speech_ratio": 0.1,
-                      "talking": False},
+            "emotion": {"dominant": EMOTIONS[self.index % len(EMOTIONS)], "confidence": 0.58},
+            "ppg": {"hr_bpm": round(70 + 10 * phase, 1), "signal_quality": 0.71, "source": "video"},
+            "audio": {"dominant": "neutral", "confidence": 0.66, "level_dbfs": round(-50 + 20 * phase, 1),
+                      "speech_ratio": 0.1, "talking": False},
         })
         update = MonitorUpdate(
-            session_id=self.session_id, timestamp=iso_utc(now), models=["face", "attention", "emotion", "ppg", "audio"],
-            metrics=metrics, anomalies=[Anomaly(code="LOOK_AWAY", severity="medium", duration_ms=3200)],
+            session_id=self.session_id, stream_name=self.stream_name, exam_id=self.exam_id, student_id=self.student_id,
+            risk=risk_score([RiskEvent(a.code, a.severity, a.duration_ms / 1000) for a in anomalies]),
+            timestamp=iso_utc(now), models=["face", "attention", "emotion", "ppg", "audio"],
+            metrics=metrics, anomalies=anomalies,
             latency_ms=84.0, system=SystemMetrics(gpu_util=None, cpu_util=0.62, dropped_frames=3, analysis_fps=5.0),
         )
         scores = {name: round(1.0 / len(EMOTIONS), 4) for name in EMOTIONS}
@@ -74,7 +86,7 @@ def sessions(count: int, exam_id: str = "bench") -> list[SyntheticSession]:
     out = []
     for i in range(count):
         student = f"s{i:04d}"
-        out.append(SyntheticSession(str(uuid.uuid4()), f"exam-{exam_id}-user-{student}", exam_id))
+        out.append(SyntheticSession(str(uuid.uuid4()), f"exam-{exam_id}-user-{student}", exam_id, student, i))
     return out
 
 

@@ -108,3 +108,27 @@ def test_wall_ranks_the_second_person_first_and_lists_it_in_the_alerts(
     page.screenshot(path=str(artifacts_dir / "session.png"), full_page=True)
     assert page.locator("#grid article").count() == 1
     assert errors == []
+
+
+def test_wall_shows_a_read_only_placeholder_while_the_gateway_is_down_and_recovers_without_reload(
+    stack: Stack, clips: Clips, browser: Browser, artifacts_dir: Path
+) -> None:
+    session = _create(stack, clips.face, f"bio-{uuid.uuid4().hex[:6]}", "dave")
+    page = browser.new_page()
+    page.goto(f"{stack.base_url}/monitor#token={stack.monitor_token()['token']}")
+    tile = page.locator(f'article[data-session-id="{session}"]')
+    expect(tile.locator('[data-field="face"]')).to_have_text("有人脸", timeout=20_000)
+    page.evaluate("window.notReloaded = true")
+
+    stack.stop_gateway()
+    offline = page.locator("#offline")
+    expect(offline).to_be_visible(timeout=10_000)
+    expect(offline).to_contain_text("最后状态（只读）")
+    expect(tile.locator('[data-field="face"]')).to_have_text("有人脸")  # 最后的状态仍在
+    page.screenshot(path=str(artifacts_dir / "wall-offline.png"), full_page=True)
+
+    stack.start_gateway()
+    expect(offline).to_be_hidden(timeout=20_000)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "up")
+    expect(tile.locator('[data-field="age"]')).to_have_text("刚刚", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True

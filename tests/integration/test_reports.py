@@ -13,6 +13,7 @@ from devtools.stack.servers import ClipPublisher, encode_clip
 from devtools.synthetic import empty_frames, face_frames, speech_pcm
 from shared import events as ev
 from shared.api import SessionReport
+from shared.risk import RiskEvent, risk_score
 from tests.conftest import Stack
 from tests.helpers import Heartbeats, wait_until
 from workers.analysis.audio import SAMPLE_RATE
@@ -95,6 +96,9 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
     assert no_face and all(1.0 <= e.duration_s <= 16 for e in no_face), no_face
     assert any(e.code == "TALKING" for e in report.anomalies) and report.talking_seconds > 1.0
     assert report.heart_rate.seconds_with_hr == 0 and report.heart_rate.mean_bpm is None  # 片段没有脉搏
+    # 复核优先级与教师墙同一算法，整场不衰减
+    expected = risk_score([RiskEvent(e.code, e.peak_severity, e.duration_s) for e in report.anomalies], decay=False)
+    assert report.risk == expected and report.risk.score > 0
     # 幂等：再次 end_session 与 GET 得到同一份报告
     again = stack.post("/api/end_session", {"session_id": session_id})
     assert again.status_code == 200 and again.json() == ended.json()
