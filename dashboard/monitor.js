@@ -68,10 +68,6 @@ function pct(ratio) {
   return ratio === null || ratio === undefined ? "—" : `${Math.round(ratio * 100)}%`;
 }
 
-function row(key, value, field) {
-  return `<div class="row"><span class="k">${key}</span><span class="v" data-field="${field}">${value}</span></div>`;
-}
-
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
@@ -84,23 +80,18 @@ function sessionHref(id) {
   return `/monitor/sessions/${encodeURIComponent(id)}`;
 }
 
-// 电平表：-60 dBFS（静）到 0 dBFS（满幅）；只显示电平，不播放任何音频
-function levelMeter(audio) {
-  if (audio.level_dbfs === null || audio.level_dbfs === undefined) return "无音轨";
-  const level = Math.max(-60, Math.min(0, audio.level_dbfs));
-  const talking = audio.talking ? " 说话中" : "";
-  return `<meter min="-60" max="0" low="-40" high="-12" optimum="-60" value="${level}"></meter> ${fmt(audio.level_dbfs, 0, " dB")}${talking}`;
+// 只在值变了时写 DOM：几百张卡片每秒各更新几次，多数字段不变
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
-function attentionGauge(attention) {
-  if (attention.score === null || attention.score === undefined) return "—";
-  const value = Math.round(attention.score * 100);
-  return `<meter min="0" max="100" low="40" high="70" optimum="100" value="${value}"></meter> ${value}%`;
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
 }
 
 function emotionText(emotion) {
   if (!emotion || !emotion.dominant) return "—";
-  return `${EMOTION_TEXT[emotion.dominant] || escapeHtml(emotion.dominant)} ${pct(emotion.confidence)}`;
+  return `${EMOTION_TEXT[emotion.dominant] || emotion.dominant} ${pct(emotion.confidence)}`;
 }
 
 function heartRate(ppg) {
@@ -109,28 +100,81 @@ function heartRate(ppg) {
   return `${fmt(ppg.hr_bpm, 0, " bpm")} · 质量 ${pct(ppg.signal_quality)} · ${source}`;
 }
 
-function render(update) {
+function row(key, field, inner = "") {
+  return `<div class="row"><span class="k">${key}</span><span class="v" data-field="${field}">${inner}</span></div>`;
+}
+
+// 卡片的骨架只建一次，之后只改各字段的文字与属性
+const TILE = `
+  <h2><a data-field="who"></a><span class="risk" data-field="risk" title="风险分"></span></h2>
+  <div class="sub"><span class="exam"></span><span class="state" data-field="state"></span></div>
+  ${row("人脸", "face")}
+  ${row("专注度", "attention", '<meter min="0" max="100" low="40" high="70" optimum="100" hidden></meter><span></span>')}
+  ${row("面部情绪", "emotion")}
+  ${row("遮挡", "occlusion")}
+  ${row("多人累计", "multi_face_secs")}
+  ${row("心率", "hr")}
+  ${row("音量", "audio_level", '<meter min="-60" max="0" low="-40" high="-12" optimum="-60" hidden></meter><span></span>')}
+  ${row("语音情绪", "audio")}
+  <div class="badges"></div>
+  <div class="foot">更新 <span data-field="age">刚刚</span> · 延迟 <span data-field="latency"></span> · 丢帧 <span data-field="dropped"></span></div>`;
+
+function createTile(update) {
+  const el = document.createElement("article");
+  el.className = "card";
+  el.dataset.sessionId = update.session_id;
+  el.innerHTML = TILE;
+  const field = (name) => el.querySelector(`[data-field="${name}"]`);
+  const f = Object.fromEntries(
+    ["who", "risk", "state", "face", "attention", "emotion", "occlusion", "multi_face_secs", "hr", "audio_level", "audio",
+      "age", "latency", "dropped"].map((name) => [name, field(name)]),
+  );
+  f.exam = el.querySelector(".exam");
+  f.badges = el.querySelector(".badges");
+  f.who.href = sessionHref(update.session_id);
+  return { el, f, badgeKey: "" };
+}
+
+// 电平表：-60 dBFS（静）到 0 dBFS（满幅）；只显示电平，不播放任何音频
+function setMeter(cell, value, text) {
+  const [meter, label] = cell.children;
+  meter.hidden = value === null;
+  if (value !== null && Number(meter.value) !== value) meter.value = value;
+  setText(label, text);
+}
+
+function paint(tile, update) {
+  const { f } = tile;
   const m = update.metrics;
-  const face = m.face.detected === null ? "—" : m.face.detected ? "有人脸" : "无人脸";
-  const badges = update.anomalies
-    .map((a) => `<span class="badge ${a.severity}" data-code="${a.code}">${ANOMALY_TEXT[a.code] || a.code} ${fmt(a.duration_ms / 1000, 0, "s")}</span>`)
-    .join("");
   const risk = update.risk || { score: 0, level: "none" };
-  const exam = update.exam_id ? `<span class="exam">考试 ${escapeHtml(update.exam_id)}</span>` : "";
-  return `
-    <h2><a href="${sessionHref(update.session_id)}" data-field="who">${escapeHtml(who(update))}</a>
-      <span class="risk" data-field="risk" data-level="${risk.level}" title="风险分">${fmt(risk.score, 0)}</span></h2>
-    <div class="sub">${exam}<span class="state" data-field="state"></span></div>
-    ${row("人脸", face, "face")}
-    ${row("专注度", attentionGauge(m.attention), "attention")}
-    ${row("面部情绪", emotionText(m.emotion), "emotion")}
-    ${row("遮挡", pct(m.face.occlusion_ratio), "occlusion")}
-    ${row("多人累计", fmt(m.face.multi_face_secs, 1, " 秒"), "multi_face_secs")}
-    ${row("心率", heartRate(m.ppg), "hr")}
-    ${row("音量", levelMeter(m.audio), "audio_level")}
-    ${row("语音情绪", m.audio.dominant ? escapeHtml(m.audio.dominant) : "—", "audio")}
-    <div class="badges">${badges}</div>
-    <div class="foot">更新 <span data-field="age">刚刚</span> · 延迟 ${fmt(update.latency_ms, 0, " ms")} · 丢帧 ${update.system.dropped_frames}</div>`;
+  setText(f.who, who(update));
+  setText(f.risk, fmt(risk.score, 0));
+  setAttr(f.risk, "data-level", risk.level);
+  setText(f.exam, update.exam_id ? `考试 ${update.exam_id}` : "");
+  setText(f.face, m.face.detected === null ? "—" : m.face.detected ? "有人脸" : "无人脸");
+  const attention = m.attention.score === null || m.attention.score === undefined ? null : Math.round(m.attention.score * 100);
+  setMeter(f.attention, attention, attention === null ? "—" : ` ${attention}%`);
+  setText(f.emotion, emotionText(m.emotion));
+  setText(f.occlusion, pct(m.face.occlusion_ratio));
+  setText(f.multi_face_secs, fmt(m.face.multi_face_secs, 1, " 秒"));
+  setText(f.hr, heartRate(m.ppg));
+  const level = m.audio.level_dbfs;
+  const hasLevel = level !== null && level !== undefined;
+  const talking = m.audio.talking ? " 说话中" : "";
+  setMeter(f.audio_level, hasLevel ? Math.max(-60, Math.min(0, level)) : null,
+    hasLevel ? ` ${fmt(level, 0, " dB")}${talking}` : "无音轨");
+  setText(f.audio, m.audio.dominant || "—");
+  setText(f.latency, fmt(update.latency_ms, 0, " ms"));
+  setText(f.dropped, String(update.system.dropped_frames));
+  // 异常徽标：种类或严重度变了才重建，否则只改持续时长
+  const key = update.anomalies.map((a) => `${a.code}:${a.severity}`).join(",");
+  if (key !== tile.badgeKey) {
+    tile.badgeKey = key;
+    f.badges.innerHTML = update.anomalies
+      .map((a) => `<span class="badge ${a.severity}" data-code="${a.code}">${ANOMALY_TEXT[a.code] || a.code} <span></span></span>`)
+      .join("");
+  }
+  update.anomalies.forEach((a, i) => setText(f.badges.children[i].lastElementChild, fmt(a.duration_ms / 1000, 0, "s")));
 }
 
 // ---- 实时告警：每个新出现的异常一条（时间、考生、异常、严重度、持续时长），点击打开会话页 ----
@@ -138,39 +182,42 @@ function clock(ms) {
   return new Date(ms).toLocaleTimeString("zh-CN", { hour12: false });
 }
 
-function alertHtml(item) {
-  const state = item.active ? "进行中" : "已结束";
-  return `<a href="${sessionHref(item.sessionId)}"><time>${clock(item.at)}</time>
-    <span class="who">${escapeHtml(item.who)}</span>
-    <span class="badge ${item.severity}" data-code="${item.code}">${ANOMALY_TEXT[item.code] || item.code}</span>
-    <span class="sev">${SEVERITY_TEXT[item.severity] || item.severity}</span>
-    <span class="dur">${fmt(item.durationMs / 1000, 0, " 秒")} ${state}</span></a>`;
+function createAlert(update, a, now) {
+  const el = document.createElement("li");
+  el.dataset.sessionId = update.session_id;
+  el.dataset.code = a.code;
+  el.innerHTML = `<a href="${sessionHref(update.session_id)}"><time>${clock(now - a.duration_ms)}</time>
+    <span class="who">${escapeHtml(who(update))}</span>
+    <span class="badge ${a.severity}" data-code="${a.code}">${ANOMALY_TEXT[a.code] || a.code}</span>
+    <span class="sev"></span><span class="dur"></span></a>`;
+  return { el, sev: el.querySelector(".sev"), dur: el.querySelector(".dur"), badge: el.querySelector(".badge") };
 }
 
-function trackAlerts(entry, update) {
-  const now = Date.now();
+function paintAlert(item, a, active) {
+  setText(item.sev, SEVERITY_TEXT[a.severity] || a.severity);
+  setText(item.dur, `${fmt(a.duration_ms / 1000, 0, " 秒")} ${active ? "进行中" : "已结束"}`);
+  setAttr(item.badge, "class", `badge ${a.severity}`);
+  setAttr(item.el, "data-severity", a.severity);
+}
+
+function trackAlerts(entry, update, now) {
   const seen = new Set();
   for (const a of update.anomalies) {
     seen.add(a.code);
     let item = entry.active.get(a.code);
     if (!item) {
-      const el = document.createElement("li");
-      el.dataset.sessionId = update.session_id;
-      el.dataset.code = a.code;
-      item = { el, sessionId: update.session_id, code: a.code, at: now - a.duration_ms, active: true };
+      item = createAlert(update, a, now);
       entry.active.set(a.code, item);
-      alertList.prepend(el);
+      alertList.prepend(item.el);
       while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
     }
-    Object.assign(item, { who: who(update), severity: a.severity, durationMs: a.duration_ms });
-    item.el.dataset.severity = a.severity;
-    item.el.innerHTML = alertHtml(item);
+    item.last = a;
+    paintAlert(item, a, true);
   }
   for (const [code, item] of entry.active) {
     if (seen.has(code)) continue;
-    item.active = false;
     item.el.classList.add("ended");
-    item.el.innerHTML = alertHtml(item);
+    paintAlert(item, item.last, false);
     entry.active.delete(code);
   }
 }
@@ -204,31 +251,29 @@ function drawFrame() {
   for (const update of pending.values()) {
     let entry = sessions.get(update.session_id);
     if (!entry) {
-      const el = document.createElement("article");
-      el.className = "card";
-      el.dataset.sessionId = update.session_id;
-      grid.appendChild(el);
-      entry = { el, update, lastAt: now, active: new Map() };
+      entry = { tile: createTile(update), update, lastAt: now, active: new Map(), stale: null };
+      entry.el = entry.tile.el;
+      grid.appendChild(entry.el);
       sessions.set(update.session_id, entry);
       added = true;
     }
     entry.update = update;
     entry.lastAt = now;
-    entry.el.innerHTML = render(update);
-    entry.el.dataset.riskLevel = (update.risk && update.risk.level) || "none";
+    paint(entry.tile, update);
+    setAttr(entry.el, "data-risk-level", (update.risk && update.risk.level) || "none");
     entry.el.classList.toggle("alert", update.anomalies.length > 0 || update.metrics.face.detected === false);
-    entry.el.classList.remove("stale");
-    trackAlerts(entry, update);
+    markStale(entry, false);
+    trackAlerts(entry, update, now);
     if (update.exam_id && !exams.has(update.exam_id)) {
       exams.add(update.exam_id);
       examFilter.add(new Option(update.exam_id, update.exam_id));
     }
-    filterOne(entry);
+    if (filtering()) filterOne(entry);
   }
   pending.clear();
   if (added || now - lastSortAt >= RESORT_MS) sortTiles(now);
+  if (added) refreshStatus(now);
   empty.hidden = sessions.size > 0;
-  refreshStatus(now);
   stats.longest_draw_ms = Math.max(stats.longest_draw_ms, performance.now() - started);
 }
 
@@ -236,7 +281,7 @@ function riskOf(entry) {
   return entry.update.risk ? entry.update.risk.score : 0;
 }
 
-// 风险分高的在前；同分按考生 / 流名
+// 风险分高的在前；同分按考生 / 流名。顺序没变时不动 DOM
 function sortTiles(now) {
   lastSortAt = now;
   const ordered = [...sessions.values()].sort((a, b) => riskOf(b) - riskOf(a) || who(a.update).localeCompare(who(b.update)));
@@ -245,12 +290,17 @@ function sortTiles(now) {
   grid.append(...ordered.map((entry) => entry.el));
 }
 
+function filtering() {
+  return examFilter.value !== "" || search.value.trim() !== "";
+}
+
 function filterOne(entry) {
   const exam = examFilter.value;
   const text = search.value.trim().toLowerCase();
   const u = entry.update;
   const hay = `${u.student_id || ""} ${u.stream_name || ""} ${u.session_id}`.toLowerCase();
-  entry.el.hidden = (exam && u.exam_id !== exam) || (text && !hay.includes(text));
+  const hidden = Boolean((exam && u.exam_id !== exam) || (text && !hay.includes(text)));
+  if (entry.el.hidden !== hidden) entry.el.hidden = hidden;
 }
 
 function applyFilters() {
@@ -259,7 +309,13 @@ function applyFilters() {
 examFilter.addEventListener("change", applyFilters);
 search.addEventListener("input", applyFilters);
 
-// 头部合计、卡片的状态与“多久前更新”：每秒一次，以及每次画帧之后
+function markStale(entry, stale) {
+  if (entry.stale === stale) return;
+  entry.stale = stale;
+  entry.el.classList.toggle("stale", stale);
+}
+
+// 头部合计、卡片的状态与“多久前更新”：每秒一次（新会话出现时也立即一次）
 function refreshStatus(now) {
   let live = 0;
   let degraded = 0;
@@ -269,15 +325,12 @@ function refreshStatus(now) {
   for (const entry of sessions.values()) {
     const stale = now - entry.lastAt > STALE_MS;
     const u = entry.update;
-    entry.el.classList.toggle("stale", stale);
-    const state = entry.el.querySelector('[data-field="state"]');
-    const age = entry.el.querySelector('[data-field="age"]');
-    const text = stale ? "无数据" : u.system.degraded ? "降级" : "分析中";
-    if (state && state.textContent !== text) {
-      state.textContent = text;
-      state.dataset.state = stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
-    }
-    if (age) age.textContent = now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`;
+    const { f } = entry.tile;
+    markStale(entry, stale);
+    const state = stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
+    setText(f.state, { stale: "无数据", degraded: "降级", streaming: "分析中" }[state]);
+    setAttr(f.state, "data-state", state);
+    setText(f.age, now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`);
     if (stale) continue;
     live += 1;
     if (u.system.degraded) degraded += 1;
@@ -285,11 +338,11 @@ function refreshStatus(now) {
     dropped += u.system.dropped_frames;
     if (u.system.cpu_util !== null && u.system.cpu_util !== undefined) cpu = Math.max(cpu ?? 0, u.system.cpu_util);
   }
-  totals.live.textContent = live;
-  totals.degraded.textContent = degraded;
-  totals.anomalies.textContent = anomalies;
-  summary.textContent = `在线 ${live} / 共 ${sessions.size} 路`;
-  system.textContent = `工作进程 CPU 最高 ${cpu === null ? "—" : pct(cpu)} · 累计丢帧 ${dropped}`;
+  setText(totals.live, String(live));
+  setText(totals.degraded, String(degraded));
+  setText(totals.anomalies, String(anomalies));
+  setText(summary, `在线 ${live} / 共 ${sessions.size} 路`);
+  setText(system, `工作进程 CPU 最高 ${cpu === null ? "—" : pct(cpu)} · 累计丢帧 ${dropped}`);
 }
 
 setInterval(() => refreshStatus(Date.now()), 1000);

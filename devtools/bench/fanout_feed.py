@@ -43,7 +43,7 @@ class SyntheticSession:
     session_id: str
     stream_name: str
     exam_id: str
-    student_id: str
+    student_id: str | None = None
     index: int = 0
 
     def step(self, now: float) -> list[Emission]:
