@@ -1,4 +1,4 @@
-"""情绪后端：fer 自带权重的真实模型；DeepFace 情绪结构 + 临时 DEEPFACE_HOME 中的权重文件。"""
+"""情绪后端：fer 自带权重的真实模型；DeepFace 情绪结构 + 临时 DEEPFACE_HOME 中的权重文件；每路的情绪推理节奏。"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from devtools.synthetic import empty_frames, face_frames
 from workers.analysis.emotion import (
     DEEPFACE_WEIGHTS,
     EMOTIONS,
@@ -21,6 +22,7 @@ from workers.analysis.emotion import (
 )
 from workers.analysis.face import FaceDetector
 from workers.models.emotion import EmotionService
+from workers.state.vision import Observation, VisionState
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,19 @@ def test_auto_picks_deepface_when_its_weights_exist(
     assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1.0) < 1e-4
     expected = architecture(np.stack([face_crop(gray, faces[0], 48)])[..., None] / 255.0, training=False)
     assert np.allclose(probs, np.asarray(expected), atol=1e-5)  # 加载的正是保存的权重
+
+
+def test_facial_emotion_runs_every_other_analysed_frame_and_restarts_when_the_face_returns() -> None:
+    detector = FaceDetector()
+    vision = VisionState()
+    faces = detector.detect(next(face_frames(1)))
+    probs = np.full(7, 1 / 7, np.float32)
+    due = []
+    for i in range(10):  # 5 fps，帧到达时刻有几毫秒的抖动
+        t = i * 0.2 + (0.004 if i % 2 else -0.003)
+        due.append(vision.emotion_due(t, 0.2))
+        vision.observe(Observation(faces, t, 1.7e9 + t, emotion=probs if due[-1] else None))
+    assert due == [True, False] * 5
+    gone = detector.detect(next(empty_frames(1)))
+    vision.observe(Observation(gone, 2.1, 1.7e9 + 2.1))
+    assert vision.emotion is None and vision.emotion_due(2.3, 0.2)  # 脸回来的第一帧就推理

@@ -74,3 +74,4 @@ def test_face_leaving_is_confirmed_by_a_full_scan_in_the_same_frame(detector: Fa
     assert gone.count == 0 and (tracker.full_scans, tracker.region_scans) == (2, 2)
     tracker.detect(detector, next(empty_frames(1, seed=2)), 0.6)  # 没有人脸时每帧整幅检测
     assert tracker.full_scans == 3
+
