@@ -28,6 +28,17 @@ new PerformanceObserver((list) => {
     window.__probe.longest_task_ms = Math.max(window.__probe.longest_task_ms, e.duration);
   }
 }).observe({type: "longtask", buffered: true});
+// 最长的动画帧由什么组成（Long Animation Frames API）：脚本（调用者与时长）与样式、布局
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (!window.__probe.measuring || (window.__probe.worst_frame && window.__probe.worst_frame.duration >= e.duration)) continue;
+    window.__probe.worst_frame = {
+      duration: Math.round(e.duration),
+      style_and_layout_ms: Math.round(e.startTime + e.duration - e.styleAndLayoutStart),
+      scripts: e.scripts.map((x) => ({invoker: x.invoker, duration: Math.round(x.duration)})),
+    };
+  }
+}).observe({type: "long-animation-frame", buffered: true});
 (function loop(prev) {
   requestAnimationFrame((t) => {
     if (prev !== null && window.__probe.measuring) {
@@ -81,5 +92,6 @@ def bench_wall(sessions: int, rate: float, seconds: float) -> dict:
         "long_tasks_over_50ms": probe["long_tasks"],
         "max_frame_gap_ms": round(probe["max_frame_gap_ms"], 1),
         "longest_draw_ms": round(after["longest_draw_ms"], 1),
+        "worst_animation_frame": probe.get("worst_frame"),
         "feed": fed,
     }
