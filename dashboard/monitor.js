@@ -43,7 +43,7 @@ const search = document.getElementById("search");
 const system = document.getElementById("system");
 const totals = Object.fromEntries([...document.querySelectorAll("[data-total]")].map((el) => [el.dataset.total, el]));
 
-const sessions = new Map(); // session_id -> {el, update, lastAt, active: Map(code -> 告警条目)}
+const sessions = new Map(); // session_id -> {el, f（各字段的节点）, badgeKey, update, lastAt, active: Map(code -> 告警条目), stale}
 const pending = new Map(); // 本帧还没画的最新更新：session_id -> update
 const exams = new Set();
 // 诊断计数（基准 devtools/bench/wall.py 读它）：收到的 monitor.update、画出的更新、画帧次数、最长一次画帧（毫秒）
@@ -144,9 +144,11 @@ function setMeter(cell, value, text) {
 }
 
 function paint(tile, update) {
-  const { f } = tile;
+  const { el, f } = tile;
   const m = update.metrics;
   const risk = update.risk || { score: 0, level: "none" };
+  setAttr(el, "data-risk-level", risk.level);
+  el.classList.toggle("alert", update.anomalies.length > 0 || m.face.detected === false);
   setText(f.who, who(update));
   setText(f.risk, fmt(risk.score, 0));
   setAttr(f.risk, "data-level", risk.level);
@@ -251,17 +253,14 @@ function drawFrame() {
   for (const update of pending.values()) {
     let entry = sessions.get(update.session_id);
     if (!entry) {
-      entry = { tile: createTile(update), update, lastAt: now, active: new Map(), stale: null };
-      entry.el = entry.tile.el;
+      entry = { ...createTile(update), update, lastAt: now, active: new Map(), stale: null };
       grid.appendChild(entry.el);
       sessions.set(update.session_id, entry);
       added = true;
     }
     entry.update = update;
     entry.lastAt = now;
-    paint(entry.tile, update);
-    setAttr(entry.el, "data-risk-level", (update.risk && update.risk.level) || "none");
-    entry.el.classList.toggle("alert", update.anomalies.length > 0 || update.metrics.face.detected === false);
+    paint(entry, update);
     markStale(entry, false);
     trackAlerts(entry, update, now);
     if (update.exam_id && !exams.has(update.exam_id)) {
@@ -325,7 +324,7 @@ function refreshStatus(now) {
   for (const entry of sessions.values()) {
     const stale = now - entry.lastAt > STALE_MS;
     const u = entry.update;
-    const { f } = entry.tile;
+    const { f } = entry;
     markStale(entry, stale);
     const state = stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
     setText(f.state, { stale: "无数据", degraded: "降级", streaming: "分析中" }[state]);

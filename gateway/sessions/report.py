@@ -76,7 +76,7 @@ def build_report(
             seconds_with_hr=round(hr_s, 1),
         ),
         anomalies=anomalies,
-        risk=risk_score((RiskEvent(e.code, e.peak_severity, e.duration_s, ended_ago_s=0.0) for e in anomalies), decay=False),
+        risk=risk_score((RiskEvent(e.code, e.peak_severity, e.duration_s) for e in anomalies), decay=False),
         media=MediaSummary(
             reconnects=int(nums.get("reconnects", 0)),
             dropped_frames=int(nums.get("dropped_frames", 0)),

@@ -40,7 +40,7 @@ def models_ran(emotion_ready: bool, audio: bool, audio_emotion_ready: bool) -> l
 
 
 def null_reasons(
-    metrics: Metrics, ppg: PpgResult, has_audio: bool, audio_emotion_ready: bool, emotion_ready: bool = True
+    metrics: Metrics, ppg: PpgResult, has_audio: bool, audio_emotion_ready: bool, emotion_ready: bool
 ) -> dict[str, str]:
     """``metrics`` 中每个 null 字段的原因代码（代码含义见 README）。"""
     reasons: dict[str, str] = {}
