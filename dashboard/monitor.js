@@ -1,41 +1,19 @@
 // 教师监控墙：连接 Socket.IO 的 /monitor 命名空间，每个会话一张卡片（考生、考试、状态、专注度、面部情绪、心率、
 // 音量、异常与持续时长），按风险分排序（风险分由工作进程算好，算法在 shared/risk.py），旁边是实时告警列表。
 // 收到的更新每个动画帧至多画一次（几百个会话时主线程也不会被逐条重画占满）。
-// 路径为 /monitor/sessions/<session_id> 时只订阅该会话（单会话诊断页）。
-//
-// 访问控制：考试系统为教师申请监控令牌（POST /api/monitor/token），打开 /monitor#token=<令牌>。
-// 页面读出令牌后把它从地址栏去掉（# 之后的部分从不发给服务器），令牌只放在内存与本标签页的 sessionStorage
-// （同一标签页里打开单会话页、刷新页面仍可用；关闭标签页即清除）。过期前 1 分钟经 auth.renew 续期。
-/* global io */
+// 点卡片标题或告警打开会话页（session.js）。令牌、续期与断线占位见 connection.js。
+import { connectMonitor } from "./connection.js";
+import {
+  ANOMALY_TEXT, SEVERITY_TEXT, clock, emotionText, escapeHtml, fmt, heartRate, pct, sessionHref, setAttr, setText, who,
+} from "./format.js";
 
-const TOKEN_KEY = "proctor.monitor_token";
-const RENEW_BEFORE_MS = 60_000;
-const REFUSAL_TEXT = {
-  token_missing: "需要监控令牌：请从考试系统打开监控页",
-  token_invalid: "监控令牌无效：请从考试系统重新打开监控页",
-  token_expired: "监控令牌已过期：请从考试系统重新打开监控页",
-  token_revoked: "监控令牌已被撤销",
-  server_unavailable: "服务暂不可用，正在重试…",
-};
-
-const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数据”
+const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数据”（推流中断、工作进程接管中）
+// 卡片状态：分析中；降级（所属工作进程跟不上，分析帧率降低）；无数据；已结束
+const STATE_TEXT = { streaming: "分析中", degraded: "降级", stale: "无数据", ended: "已结束" };
 const RESORT_MS = 1000; // 卡片至多每秒重排一次：排序跟得上风险变化，又不会让卡片一直跳
 const MAX_ALERTS = 200;
-const ANOMALY_TEXT = {
-  NO_FACE: "无人脸",
-  MULTI_FACE: "多人",
-  LOOK_AWAY: "视线偏离",
-  OCCLUSION: "遮挡",
-  TALKING: "说话",
-};
-const SEVERITY_TEXT = { low: "轻", medium: "中", high: "重" };
-const EMOTION_TEXT = {
-  angry: "生气", disgust: "厌恶", fear: "害怕", happy: "高兴", sad: "难过", surprise: "惊讶", neutral: "平静",
-};
-
 const grid = document.getElementById("grid");
 const empty = document.getElementById("empty");
-const conn = document.getElementById("conn");
 const summary = document.getElementById("summary");
 const alertList = document.getElementById("alerts");
 const examFilter = document.getElementById("exam-filter");
@@ -51,54 +29,6 @@ const stats = { received: 0, applied: 0, frames: 0, longest_draw_ms: 0 };
 window.wallStats = stats;
 let frameRequested = false;
 let lastSortAt = 0;
-
-const match = window.location.pathname.match(/^\/monitor\/sessions\/([^/]+)\/?$/);
-const onlySession = match ? decodeURIComponent(match[1]) : null;
-if (onlySession) {
-  document.getElementById("title").textContent = `单会话诊断：${onlySession}`;
-  document.title = `会话 ${onlySession}`;
-}
-
-function fmt(value, digits = 0, unit = "") {
-  if (value === null || value === undefined) return "—";
-  return `${Number(value).toFixed(digits)}${unit}`;
-}
-
-function pct(ratio) {
-  return ratio === null || ratio === undefined ? "—" : `${Math.round(ratio * 100)}%`;
-}
-
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
-function who(update) {
-  return update.student_id ? `考生 ${update.student_id}` : update.stream_name || update.session_id;
-}
-
-function sessionHref(id) {
-  return `/monitor/sessions/${encodeURIComponent(id)}`;
-}
-
-// 只在值变了时写 DOM：几百张卡片每秒各更新几次，多数字段不变
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setAttr(node, name, value) {
-  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
-}
-
-function emotionText(emotion) {
-  if (!emotion || !emotion.dominant) return "—";
-  return `${EMOTION_TEXT[emotion.dominant] || emotion.dominant} ${pct(emotion.confidence)}`;
-}
-
-function heartRate(ppg) {
-  if (ppg.hr_bpm === null || ppg.hr_bpm === undefined) return "—";
-  const source = ppg.source === "client" ? "学生端采样" : "视频";
-  return `${fmt(ppg.hr_bpm, 0, " bpm")} · 质量 ${pct(ppg.signal_quality)} · ${source}`;
-}
 
 function row(key, field, inner = "") {
   return `<div class="row"><span class="k">${key}</span><span class="v" data-field="${field}">${inner}</span></div>`;
@@ -180,10 +110,6 @@ function paint(tile, update) {
 }
 
 // ---- 实时告警：每个新出现的异常一条（时间、考生、异常、严重度、持续时长），点击打开会话页 ----
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString("zh-CN", { hour12: false });
-}
-
 function createAlert(update, a, now) {
   const el = document.createElement("li");
   el.dataset.sessionId = update.session_id;
@@ -231,9 +157,9 @@ function newer(update, other) {
 
 function onUpdate(update) {
   stats.received += 1;
-  if (onlySession && update.session_id !== onlySession) return;
   // 连接时的回放（最近 10 秒）可能与实时更新交错到达：每个会话只往前走，不让旧的一条把告警“结束”掉
   const shown = sessions.get(update.session_id);
+  if (shown && shown.ended) return;
   if (!newer(update, shown && shown.update) || !newer(update, pending.get(update.session_id))) return;
   pending.set(update.session_id, update);
   if (!frameRequested) {
@@ -246,7 +172,7 @@ function drawFrame() {
   frameRequested = false;
   const started = performance.now();
   const now = Date.now();
-  lastDataAt = now;
+  link.dataArrived();
   stats.frames += 1;
   stats.applied += pending.size;
   let added = false;
@@ -322,12 +248,12 @@ function refreshStatus(now) {
   let dropped = 0;
   let cpu = null;
   for (const entry of sessions.values()) {
-    const stale = now - entry.lastAt > STALE_MS;
+    const stale = entry.ended || now - entry.lastAt > STALE_MS;
     const u = entry.update;
     const { f } = entry;
     markStale(entry, stale);
-    const state = stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
-    setText(f.state, { stale: "无数据", degraded: "降级", streaming: "分析中" }[state]);
+    const state = entry.ended ? "ended" : stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
+    setText(f.state, STATE_TEXT[state]);
     setAttr(f.state, "data-state", state);
     setText(f.age, now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`);
     if (stale) continue;
@@ -346,120 +272,19 @@ function refreshStatus(now) {
 
 setInterval(() => refreshStatus(Date.now()), 1000);
 
-// ---- 服务连不上时：只读的占位提示（最后收到数据的时刻、第几次重连），页面照常显示最后的状态 ----
-// 重连由 Socket.IO 客户端按指数退避进行（1 秒起、每次加倍、至多 5 秒，带随机抖动），回来后不需要刷新页面
-const offline = document.getElementById("offline");
-let lastDataAt = null;
-let attempts = 0;
-
-function showOffline() {
-  const at = lastDataAt ? `下面是 ${clock(lastDataAt)} 的最后状态（只读）` : "还没有收到过数据";
-  offline.textContent = `服务暂时连不上：${at}，正在重连…${attempts ? `（第 ${attempts} 次）` : ""}`;
-  offline.hidden = false;
-  document.body.classList.add("is-offline");
-}
-
-function hideOffline() {
-  attempts = 0;
-  offline.hidden = true;
-  document.body.classList.remove("is-offline");
-}
-
-function setConn(up, text) {
-  conn.textContent = text;
-  conn.dataset.state = up ? "up" : "down";
-  conn.className = `conn ${up ? "conn-up" : "conn-down"}`;
-}
-
-function takeToken() {
-  const fromUrl = new URLSearchParams(window.location.hash.slice(1)).get("token");
-  if (fromUrl) {
-    sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    history.replaceState(null, "", window.location.pathname + window.location.search);
-  }
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-function expiresAtMs(token) {
-  try {
-    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return claims.exp * 1000;
-  } catch {
-    return null;
-  }
-}
-
-let token = takeToken();
-let renewTimer = null;
-
-function scheduleRenew() {
-  clearTimeout(renewTimer);
-  const expires = token ? expiresAtMs(token) : null;
-  if (!expires) return;
-  renewTimer = setTimeout(renew, Math.max(5_000, expires - Date.now() - RENEW_BEFORE_MS));
-}
-
-function renew() {
-  socket.timeout(10_000).emit("auth.renew", {}, (err, ack) => {
-    if (!err && ack && ack.ok) {
-      token = ack.token;
-      sessionStorage.setItem(TOKEN_KEY, token);
-      socket.auth = { token, ...DELIVERY };
-      scheduleRenew();
-    } else {
-      renewTimer = setTimeout(renew, 10_000); // 连接断开或服务忙：稍后再试，直到令牌过期
-    }
-  });
-}
-
-function refused(reason) {
-  setConn(false, REFUSAL_TEXT[reason] || `无法连接：${reason}`);
-  conn.dataset.reason = reason;
+// ---- 会话结束：卡片标为“已结束”（之后不再算在线），告警里它进行中的异常随之结束 ----
+function onEnded(msg) {
+  const entry = sessions.get(msg.session_id);
+  if (!entry) return;
+  entry.ended = true;
+  trackAlerts(entry, { ...entry.update, anomalies: [] }, Date.now());
+  refreshStatus(Date.now());
 }
 
 // 只要 monitor.update，并按批接收（每 50 ms 至多一条 monitor.batch）：几百个会话时页面每秒只处理约 20 条消息
-const DELIVERY = { events: ["monitor.update"], batch: true };
-const socket = io("/monitor", {
-  transports: ["websocket"], reconnectionDelayMax: 5000, auth: { token, ...DELIVERY }, autoConnect: false,
-});
-socket.io.on("reconnect_attempt", (n) => {
-  attempts = n;
-  if (!offline.hidden) showOffline();
-});
-socket.on("connect", () => {
-  hideOffline();
-  setConn(true, "已连接");
-  delete conn.dataset.reason;
-  scheduleRenew();
-  if (onlySession) {
-    socket.emit("monitor.subscribe", { session_id: onlySession }, (ack) => {
-      if (!ack || !ack.ok) setConn(false, `订阅失败：${ack ? ack.error : "无应答"}`);
-    });
-  }
-});
-socket.on("disconnect", (reason) => {
-  if (reason !== "io server disconnect") {
-    setConn(false, "连接断开，正在重连…");
-    showOffline();
-  }
-});
-socket.on("connect_error", (err) => {
-  const reason = err && err.data ? err.data.reason : null;
-  if (reason && reason !== "server_unavailable") {
-    refused(reason); // 凭据问题：重试没有用，不再重连
-  } else {
-    setConn(false, "无法连接服务，正在重试…");
-    showOffline();
-    if (reason) setTimeout(() => socket.connect(), 3000); // 服务端拒绝后客户端不会自动重连
-  }
-});
-socket.on("auth.expired", (msg) => refused(msg && msg.reason ? msg.reason : "token_expired"));
-socket.on("monitor.update", onUpdate); // 连接时声明投递方式之前的事件（例如服务端不支持 batch）
-socket.on("monitor.batch", (batch) => {
+const link = connectMonitor({ delivery: { events: ["monitor.update"], batch: true } });
+link.socket.on("monitor.update", onUpdate); // 连接时声明投递方式之前的事件（例如服务端不支持 batch）
+link.socket.on("monitor.batch", (batch) => {
   for (const [name, update] of batch.events) if (name === "monitor.update") onUpdate(update);
 });
-if (token) {
-  socket.connect();
-} else {
-  refused("token_missing");
-}
+link.socket.on("session.ended", onEnded);

@@ -18,7 +18,7 @@ package_for() {
   case "$1" in
     ffmpeg | ffprobe) echo ffmpeg ;;
     rtsp-server-perl) echo rtsp-server-perl ;;
-    chromium) echo chromium ;;
+    chromium) echo chromium fonts-wqy-microhei ;;  # 页面与截图里的中文需要 CJK 字体
     espeak-ng) echo espeak-ng ;;
     promtool | prometheus) echo prometheus ;;
     ip) echo iproute2 ;;
@@ -42,7 +42,8 @@ for prog in "$@"; do
     fi
     packages+=(nodejs npm)
   else
-    packages+=("$(package_for "$prog")")
+    read -ra found <<<"$(package_for "$prog")"
+    packages+=("${found[@]}")
   fi
 done
 

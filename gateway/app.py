@@ -40,6 +40,7 @@ from .realtime.sockets import StudentNamespace, ViewerNamespace
 from .sessions.reaper import reap_silent_sessions
 from .sessions.service import SessionService
 from .sessions.streams import StreamService
+from .sessions.timeline import TimelineService
 from .signaling.relay import SignalingRelay
 from .signaling.whip import WhipClient
 from .store import Stores
@@ -69,10 +70,11 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     sio = _socketio_server(settings, keys, metrics)
     streams = StreamService(stores, settings.stop_wait_s, settings.allowed_rtsp_hosts)
     sessions = SessionService(stores, streams, settings, relay, sio, mediamtx)
+    timelines = TimelineService(stores, sessions, sio)
     paths = PathWatcher(stores, streams, settings, mediamtx, sio)
     viewer_namespaces = [
-        StudentNamespace(stores, credentials, settings, metrics, relay, sessions),
-        ViewerNamespace(ev.NS_MONITOR, stores, credentials, settings, metrics),
+        StudentNamespace(stores, credentials, settings, metrics, timelines, relay, sessions),
+        ViewerNamespace(ev.NS_MONITOR, stores, credentials, settings, metrics, timelines),
     ]
     for namespace in viewer_namespaces:
         sio.register_namespace(namespace)

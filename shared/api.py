@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field, model_validator
 
 from .risk import Risk
 from .streams import ID_PATTERN, STREAM_NAME_PATTERN, check_rtsp_url
@@ -109,6 +109,26 @@ class AnomalyEpisode(BaseModel):
     duration_s: float
     peak_severity: Literal["low", "medium", "high"]
 
+    @computed_field(description="事件段 ID（异常代码@开始时刻）：教师的复核标记按它记录")  # type: ignore[prop-decorator]
+    @property
+    def episode_id(self) -> str:
+        return episode_id(self.code, self.start)
+
+
+def episode_id(code: str, start: str) -> str:
+    return f"{code}@{start}"
+
+
+class EpisodeReview(BaseModel):
+    """教师对一个异常事件段的复核：是否已复核、备注、谁、何时（保存在服务端，所有教师都看得到）。"""
+
+    session_id: str
+    episode_id: str
+    reviewed: bool
+    note: str = ""
+    teacher: str
+    at: str = Field(description="ISO-8601 UTC")
+
 
 class HeartRateSummary(BaseModel):
     """只统计给出了心率的时间；没有任何心率时各值为 null。"""
@@ -170,6 +190,31 @@ class SessionReport(BaseModel):
     media: MediaSummary = Field(default_factory=MediaSummary)
     transitions: list[StateTransition] = Field(default_factory=list, description="会话状态变化及原因")
     viewers: list[Viewer] = Field(default_factory=list, description="看过该会话的教师授权（审计记录，随报告保留）")
+
+
+# 会话时间序列的列（history:<id> 的每一行是按这个顺序的数组；未知的值为 null）：
+# 时刻（Unix 毫秒）、专注度 0..1、心率、心率信号质量、面部主导情绪与置信度、音频电平（dBFS）、风险分、
+# 延迟（毫秒）、累计丢帧、所属进程当前的分析帧率
+HISTORY_FIELDS = (
+    "t_ms", "attention", "hr_bpm", "hr_quality", "emotion", "emotion_confidence", "audio_dbfs", "risk",
+    "latency_ms", "dropped_frames", "analysis_fps",
+)
+
+
+class SessionTimeline(BaseModel):
+    """会话页的数据（``monitor.timeline`` 的 ack）：整场的时间序列、报告（进行中为临时汇总，其中有已结束的
+    异常事件段、状态变化与媒体统计）与教师的复核标记。"""
+
+    ok: bool = True
+    session_id: str
+    stream_name: str
+    exam_id: str | None = None
+    student_id: str | None = None
+    status: SessionStatus
+    history: dict[str, list] = Field(description="按列：HISTORY_FIELDS 的每一列一个数组（等长，按时间顺序）")
+    history_interval_s: float
+    report: SessionReport
+    reviews: list[EpisodeReview] = Field(default_factory=list)
 
 
 # ---------------- RTSP 消费 ----------------

@@ -51,13 +51,17 @@ PPG_ROI = "ppg.roi"
 AUTH_EXPIRED = "auth.expired"  # 连接的令牌过期或被撤销：随后断开
 RATE_LIMITED = "rate_limited"  # 连接发得太快：先告知，持续超限则断开
 MONITOR_BATCH = "monitor.batch"  # 声明了 batch 的教师连接：{events: [[事件名, 负载], ...]}，每 50 ms 至多一条
+MONITOR_REVIEW = "monitor.review"  # 双向：教师发来复核标记（ack）；服务端把保存的标记发给看这个会话的教师
+SESSION_ENDED = "session.ended"  # /monitor：会话结束、报告已定稿
 
 # 工作进程发出、连接可以在 DeliveryOptions.events 里选择的事件
 ANALYSIS_EVENTS = frozenset({
     MONITOR_UPDATE, VIDEO_EMOTION_RESULT, RTSP_VIDEO_ANALYSIS, STUDENT_EMOTION, HEART_RATE_RESULT, RTSP_HEART_RATE_ANALYSIS,
     STUDENT_HEART_RATE,
 })
-SERVER_EVENTS = ANALYSIS_EVENTS | {SIGNAL_CLOSE, SIGNAL_ANSWER, SIGNAL_READY, PPG_ROI, AUTH_EXPIRED, RATE_LIMITED, MONITOR_BATCH}
+SERVER_EVENTS = ANALYSIS_EVENTS | {
+    SIGNAL_CLOSE, SIGNAL_ANSWER, SIGNAL_READY, PPG_ROI, AUTH_EXPIRED, RATE_LIMITED, MONITOR_BATCH, MONITOR_REVIEW, SESSION_ENDED,
+}
 
 # 客户端 -> 服务端
 MONITOR_SUBSCRIBE = "monitor.subscribe"
@@ -67,4 +71,5 @@ SIGNAL_OFFER = "signal.offer"
 SIGNAL_ICE = "signal.ice"
 PPG_SAMPLES = "ppg.samples"
 AUTH_RENEW = "auth.renew"  # 教师连接续期：ack {ok, token, expires_at}
+MONITOR_TIMELINE = "monitor.timeline"  # 会话页：整场的时间序列、报告与复核标记（ack）
 # signal.close 双向：学生端发来表示结束本次推流

@@ -12,6 +12,8 @@
 - ``aggregate:<id>``     哈希：会话汇总（工作进程增量累加：时长、加权和、心率极值、当前状态）
 - ``episodes:<id>``      列表：已结束的异常事件段 JSON
 - ``transitions:<id>``   列表：会话状态变化 JSON（状态、时刻、原因）
+- ``history:<id>``       列表：会话时间序列（每 HISTORY_INTERVAL_S 秒一行，列见 shared.api.HISTORY_FIELDS），会话页的图表
+- ``reviews:<id>``       哈希：异常事件段 ID -> 教师的复核标记与备注 JSON（:class:`shared.api.EpisodeReview`）
 - ``report:<id>``        字符串：会话结束时定稿的报告 JSON（保留 REPORT_RETENTION_DAYS 天）
 - ``replay:<id>``        有序集合：最近 REPLAY_WINDOW_S 秒的 monitor.update JSON（分值为毫秒时间戳），新客户端加入时先回放
 - ``whip:<id>``          字符串：会话当前的 WHIP 资源 JSON（Location 与 offer 的 ICE 凭据），结束推流时删除
@@ -41,6 +43,9 @@ def as_text(value: object) -> str:
 
 # monitor.update 回放缓冲的时长（秒）
 REPLAY_WINDOW_S = 10.0
+# 会话时间序列：每 2 秒一行；至多保留 6 小时（更长的会话只留最近 6 小时）
+HISTORY_INTERVAL_S = 2.0
+HISTORY_MAXLEN = 10800
 # 学生端皮肤颜色样本流：每批约 1 秒，保留最近 60 批；会话不再上传 120 秒后整条流过期
 PPG_STREAM_MAXLEN = 60
 PPG_STREAM_TTL_S = 120
@@ -87,6 +92,12 @@ class RedisKeys:
 
     def transitions(self, session_id: str) -> str:
         return f"{self.prefix}transitions:{session_id}"
+
+    def history(self, session_id: str) -> str:
+        return f"{self.prefix}history:{session_id}"
+
+    def reviews(self, session_id: str) -> str:
+        return f"{self.prefix}reviews:{session_id}"
 
     def whip(self, session_id: str) -> str:
         return f"{self.prefix}whip:{session_id}"

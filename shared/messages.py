@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from .api import Identifier, StreamName
+from .api import EpisodeReview, Identifier, StreamName
 from .events import ANALYSIS_EVENTS
 from .risk import Risk
 
@@ -186,6 +186,44 @@ class DeliveryOptions(BaseModel):
         if unknown:
             raise ValueError(f"未知的事件名 {unknown[:3]}，可选：{sorted(ANALYSIS_EVENTS)}")
         return events
+
+
+class TimelineRequest(BaseModel):
+    """``monitor.timeline``：会话页要整场的数据（ack 为 :class:`shared.api.SessionTimeline`）。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: Identifier
+
+
+EPISODE_ID_PATTERN = r"^[A-Z_]{1,32}@[0-9T:.\-]{10,30}Z$"
+
+
+class ReviewRequest(BaseModel):
+    """``monitor.review``：把一个已结束的异常事件段标为已复核（或取消），附备注。"""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    session_id: Identifier
+    episode_id: str = Field(pattern=EPISODE_ID_PATTERN, description="报告里事件段的 episode_id")
+    reviewed: StrictBool
+    note: str = Field("", max_length=500)
+
+
+class ReviewAck(BaseModel):
+    ok: bool
+    review: EpisodeReview | None = None
+    error: str | None = None
+
+
+class SessionEnded(BaseModel):
+    """``session.ended``（服务端 -> /monitor）：会话结束、报告已定稿；发往它的流房间与广播房间。"""
+
+    session_id: str
+    stream_name: str
+    exam_id: str | None = None
+    reason: str
+    ended_at: str
 
 
 class SubscribeAck(BaseModel):

@@ -19,6 +19,10 @@
   （限定考试的令牌只能订阅该考试的会话；学生端只能订阅自己的会话）
 - ``monitor.unsubscribe {session_id | stream_name}`` -> 同上
 - ``auth.renew`` -> ``{ok, token, expires_at}``（教师连接：同一授权的新令牌，连接的有效期随之延长）
+- ``monitor.timeline {session_id}`` -> :class:`shared.api.SessionTimeline`（会话页：整场的时间序列、报告、复核标记）
+  或 ``{ok: false, error}``（教师连接，权限同订阅）
+- ``monitor.review {session_id, episode_id, reviewed, note}`` -> ``{ok, review}`` 或 ``{ok: false, error}``：保存复核标记，
+  随后订阅了该会话的教师连接都收到 ``monitor.review``（含发出者自己）
 
 学生端（默认命名空间）：
 - ``signal.offer {session_id, sdp}`` -> 先发 ``signal.answer {session_id, sdp}``，ack ``{ok: true}``；
@@ -50,6 +54,8 @@ from shared.messages import (
     MonitorSubscribe,
     PpgSamples,
     PpgSamplesAck,
+    ReviewAck,
+    ReviewRequest,
     SessionHeartbeat,
     SignalAck,
     SignalAnswer,
@@ -58,6 +64,7 @@ from shared.messages import (
     SignalIce,
     SignalOffer,
     SubscribeAck,
+    TimelineRequest,
     iso_utc,
 )
 from shared.settings import Settings
@@ -67,6 +74,7 @@ from ..auth.tokens import Grant, TokenRefused
 from ..errors import NotFound
 from ..metrics import GatewayMetrics
 from ..sessions.service import SessionService
+from ..sessions.timeline import TimelineService
 from ..signaling.relay import SignalingError, SignalingRelay
 from ..store import Stores
 
@@ -96,9 +104,10 @@ class ViewerNamespace(socketio.AsyncNamespace):
     """教师连接：凭监控令牌连接、收广播与回放、订阅单个会话、续期；过期或撤销的连接由 :meth:`expire` 断开。"""
 
     def __init__(self, namespace: str, stores: Stores, credentials: Credentials, settings: Settings,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, timelines: TimelineService) -> None:
         super().__init__(namespace)
         self.stores = stores
+        self.timelines = timelines
         self.credentials = credentials
         self.settings = settings
         self.metrics = metrics
@@ -240,6 +249,52 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self.viewers[sid] = renewed
         return {"ok": True, "token": token, "expires_at": iso_utc(renewed.expires_at)}
 
+    async def _teacher_session(self, sid: str, session_id: str) -> tuple[Grant, str] | str:
+        """教师连接能看的会话 -> (授权, 流名)；否则是说明（不是教师连接、会话不存在、无权查看、Redis 不可用）。"""
+        grant = self.viewers.get(sid)
+        if grant is None:
+            return "forbidden: 只有教师连接能查看会话数据"
+        try:
+            info = await self.stores.sessions.require(session_id)
+        except NotFound as exc:
+            return str(exc)
+        except RedisError as exc:
+            return f"server_unavailable: {exc}"
+        refusal = await self.may_view(sid, session_id, info.exam_id)
+        return refusal if refusal is not None else (grant, info.stream_name)
+
+    async def on_monitor_timeline(self, sid: str, data: Any = None) -> dict:
+        try:
+            req = TimelineRequest.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            return {"ok": False, "error": _first_error(exc)}
+        allowed = await self._teacher_session(sid, req.session_id)
+        if isinstance(allowed, str):
+            return {"ok": False, "error": allowed}
+        await self._record(allowed[0], req.session_id)
+        try:
+            return (await self.timelines.timeline(req.session_id)).model_dump()
+        except NotFound as exc:
+            return {"ok": False, "error": str(exc)}
+        except RedisError as exc:
+            return {"ok": False, "error": f"server_unavailable: {exc}"}
+
+    async def on_monitor_review(self, sid: str, data: Any = None) -> dict:
+        try:
+            req = ReviewRequest.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            return ReviewAck(ok=False, error=_first_error(exc)).model_dump()
+        allowed = await self._teacher_session(sid, req.session_id)
+        if isinstance(allowed, str):
+            return ReviewAck(ok=False, error=allowed).model_dump()
+        try:
+            review = await self.timelines.review(req, teacher=allowed[0].teacher)
+        except NotFound as exc:
+            return ReviewAck(ok=False, error=str(exc)).model_dump()
+        except RedisError as exc:
+            return ReviewAck(ok=False, error=f"server_unavailable: {exc}").model_dump()
+        return ReviewAck(ok=True, review=review).model_dump()
+
     async def expire(self, now: float) -> int:
         """断开本实例上令牌已过期或授权被撤销的教师连接（先发 ``auth.expired``），返回断开的连接数。
         由网关的后台任务周期调用（撤销时也立即调用一次）。"""
@@ -282,6 +337,8 @@ class ViewerNamespace(socketio.AsyncNamespace):
             ev.MONITOR_SUBSCRIBE: self.on_monitor_subscribe,
             ev.MONITOR_UNSUBSCRIBE: self.on_monitor_unsubscribe,
             ev.AUTH_RENEW: self.on_auth_renew,
+            ev.MONITOR_TIMELINE: self.on_monitor_timeline,
+            ev.MONITOR_REVIEW: self.on_monitor_review,
         }
 
 
@@ -289,8 +346,8 @@ class StudentNamespace(ViewerNamespace):
     """默认命名空间：教师连接之外，还有学生端连接（只属于自己的会话）的信令中继、心跳与皮肤颜色样本。"""
 
     def __init__(self, stores: Stores, credentials: Credentials, settings: Settings, metrics: GatewayMetrics,
-                 relay: SignalingRelay, sessions: SessionService) -> None:
-        super().__init__(ev.NS_DEFAULT, stores, credentials, settings, metrics)
+                 timelines: TimelineService, relay: SignalingRelay, sessions: SessionService) -> None:
+        super().__init__(ev.NS_DEFAULT, stores, credentials, settings, metrics, timelines)
         self.relay = relay
         self.sessions = sessions
         self.students: dict[str, Student] = {}  # 本实例上的学生连接

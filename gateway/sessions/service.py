@@ -12,7 +12,7 @@ import socketio
 
 from shared import events as ev
 from shared.api import CreateSessionRequest, CreateSessionResponse, SessionBase, SessionInfo, SessionReport
-from shared.messages import SignalClose
+from shared.messages import SessionEnded, SignalClose
 from shared.settings import Settings
 from shared.streams import redact_url
 
@@ -79,6 +79,11 @@ class SessionService:
     async def end(self, session_id: str, reason: str) -> SessionReport:
         """结束会话（幂等：已结束的会话返回已保存的报告，并再次结束推流）。"""
         info, report = await self._finalise(session_id, reason)
+        ended = SessionEnded(session_id=session_id, stream_name=info.stream_name, exam_id=info.exam_id,
+                             reason=info.end_reason or reason, ended_at=info.ended_at or report.ended_at or "")
+        # 监控墙（广播房间）与会话页（流房间）：卡片标为已结束，会话页显示定稿的报告
+        rooms = [ev.ALL_ROOM, ev.stream_room(info.stream_name)] + ([ev.exam_room(info.exam_id)] if info.exam_id else [])
+        await self.sio.emit(ev.SESSION_ENDED, ended.model_dump(), namespace=ev.NS_MONITOR, room=rooms)
         await self.relay.release(info)
         close = SignalClose(session_id=session_id, reason="session_ended").model_dump()
         await self.sio.emit(ev.SIGNAL_CLOSE, close, namespace=ev.NS_DEFAULT, room=ev.session_room(session_id))

@@ -7,6 +7,8 @@
 - ``pulse``：学生端皮肤颜色样本流；
 - ``replay``：monitor.update 回放缓冲的读取；
 - ``reports``：定稿报告的读取、组装与保存；
+- ``history``：会话时间序列（会话页的图表）；
+- ``reviews``：教师对异常事件段的复核标记；
 - ``workers``：工作进程状态列表与 Redis 连通检查；
 - ``grants``：已撤销的教师监控授权；
 - ``viewers``：哪次教师授权看过哪个会话（审计）。
@@ -23,10 +25,12 @@ import redis.asyncio as aioredis
 from shared.keys import RedisKeys
 
 from .grants import GrantStore
+from .history import HistoryStore
 from .liveness import LivenessStore
 from .pulse import PulseStore
 from .replay import ReplayStore
 from .reports import ReportStore
+from .reviews import ReviewStore
 from .sessions import SessionStore
 from .streams import StreamStore
 from .viewers import ViewerStore
@@ -45,6 +49,8 @@ class Stores:
     pulse: PulseStore
     replay: ReplayStore
     reports: ReportStore
+    history: HistoryStore
+    reviews: ReviewStore
     workers: WorkerStore
     grants: GrantStore
     viewers: ViewerStore
@@ -60,6 +66,8 @@ class Stores:
             pulse=PulseStore(client, keys),
             replay=ReplayStore(client, keys),
             reports=ReportStore(client, keys),
+            history=HistoryStore(client, keys),
+            reviews=ReviewStore(client, keys),
             workers=WorkerStore(client, keys),
             grants=GrantStore(client, keys),
             viewers=ViewerStore(client, keys),

@@ -33,13 +33,15 @@ class ReportStore:
         return build_report(info, aggregate, episodes, transitions, viewers)
 
     async def persist(self, report: SessionReport, retention_s: float, token_digest: str = "") -> None:
-        """保存定稿的报告；报告与会话的其余数据（记录、汇总、事件段、状态变化、审计、令牌索引）一起保留 ``retention_s`` 秒。"""
+        """保存定稿的报告；报告与会话的其余数据（记录、汇总、事件段、状态变化、审计、时间序列、复核标记、令牌索引）
+        一起保留 ``retention_s`` 秒。"""
         sid = report.session_id
         ttl = max(1, int(retention_s))
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.report(sid), report.model_dump_json(), ex=ttl)
         k = self.keys
-        keys = [k.session(sid), k.aggregate(sid), k.episodes(sid), k.transitions(sid), k.viewers(sid)]
+        keys = [k.session(sid), k.aggregate(sid), k.episodes(sid), k.transitions(sid), k.viewers(sid), k.history(sid),
+                k.reviews(sid)]
         if token_digest:
             keys.append(k.publish_token(token_digest))
         for key in keys:

@@ -23,6 +23,7 @@ from gateway.realtime.sockets import ViewerNamespace
 from gateway.sessions.reaper import reap_once
 from gateway.sessions.service import SessionService
 from gateway.sessions.streams import StreamService
+from gateway.sessions.timeline import TimelineService
 from gateway.signaling.whip import WhipClient, WhipError
 from gateway.store import Stores
 from gateway.store.liveness import LivenessStore
@@ -144,7 +145,8 @@ def _viewer_namespace(stores: object, grant: Grant | None = None) -> tuple[Viewe
             return grant
 
     tasks: list = []
-    ns = ViewerNamespace(ev.NS_MONITOR, cast(Stores, stores), cast(Credentials, Creds()), Settings(), GatewayMetrics())
+    ns = ViewerNamespace(ev.NS_MONITOR, cast(Stores, stores), cast(Credentials, Creds()), Settings(), GatewayMetrics(),
+                         cast(TimelineService, None))
     ns.server = cast(socketio.AsyncServer, types.SimpleNamespace(
         start_background_task=lambda fn, *args: tasks.append(task := asyncio.ensure_future(fn(*args))) or task,
         manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True, set_delivery=lambda *args: None),

@@ -61,7 +61,8 @@ def test_fresh_machine_gets_only_the_missing_packages_and_never_debian_npm(tmp_p
     install = [c for c in (tmp_path / "calls").read_text().splitlines() if c.startswith("install")]
     assert len(install) == 1
     packages = [a for a in install[0].split() if not a.startswith("-") and a != "install"]
-    assert packages == ["ffmpeg", "rtsp-server-perl", "chromium", "espeak-ng", "prometheus", "iproute2", "caddy"]
+    assert packages == ["ffmpeg", "rtsp-server-perl", "chromium", "fonts-wqy-microhei", "espeak-ng", "prometheus", "iproute2",
+                        "caddy"]
     assert "--no-install-recommends" in install[0]
 
     (tmp_path / "calls").unlink()

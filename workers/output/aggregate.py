@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.keys import HISTORY_INTERVAL_S
 from shared.messages import MonitorUpdate, iso_utc
 
 from ..analysis.anomalies import Episode
@@ -27,6 +28,7 @@ class Deltas:
     hr_min: float | None = None
     hr_max: float | None = None
     episodes: list[dict] = field(default_factory=list)  # 已结束的异常事件段（JSON 形状见 shared.api.AnomalyEpisode）
+    samples: list[list] = field(default_factory=list)  # 时间序列的行（列见 shared.api.HISTORY_FIELDS）
 
     def add(self, name: str, value: float) -> None:
         if value:
@@ -38,7 +40,21 @@ class Deltas:
 
     @property
     def empty(self) -> bool:
-        return not self.sums and self.hr_min is None and not self.episodes
+        return not self.sums and self.hr_min is None and not self.episodes and not self.samples
+
+
+def history_row(update: MonitorUpdate, wall_ms: int) -> list:
+    """一条 monitor.update -> 时间序列的一行（列的顺序即 ``shared.api.HISTORY_FIELDS``）。"""
+    m = update.metrics
+    return [
+        wall_ms, _r(m.attention.score, 3), _r(m.ppg.hr_bpm, 1), _r(m.ppg.signal_quality, 2), m.emotion.dominant,
+        _r(m.emotion.confidence, 2), _r(m.audio.level_dbfs, 1), update.risk.score if update.risk else None,
+        _r(update.latency_ms, 0), update.system.dropped_frames, _r(update.system.analysis_fps, 1),
+    ]
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def episode_record(ep: Episode, clock_offset: float) -> dict:
@@ -61,6 +77,7 @@ class SessionAggregator:
         self._deltas = Deltas()
         self._last_at: float | None = None
         self._multi_face_secs = 0.0
+        self._sampled_at: float | None = None
 
     def add_update(self, update: MonitorUpdate, dominant_emotion: str | None, now: float) -> None:
         """``now``：monotonic 时钟；``dominant_emotion``：同一时刻面部情绪（未知时 None）。"""
@@ -68,8 +85,13 @@ class SessionAggregator:
         self._last_at = now
         m = update.metrics
         codes = {a.code for a in update.anomalies}
+        sample = self._sampled_at is None or now - self._sampled_at >= HISTORY_INTERVAL_S
+        if sample:
+            self._sampled_at = now
         with self._lock:
             d = self._deltas
+            if sample:
+                d.samples.append(history_row(update, int(time.time() * 1000)))
             d.add("updates", 1)
             d.add("analyzed_s", step)
             if m.face.detected:
@@ -115,6 +137,7 @@ class SessionAggregator:
             for name, value in deltas.sums.items():
                 self._deltas.add(name, value)
             self._deltas.episodes[:0] = deltas.episodes
+            self._deltas.samples[:0] = deltas.samples
             for bound in (deltas.hr_min, deltas.hr_max):
                 if bound is not None:
                     self._deltas.add_hr(bound)
