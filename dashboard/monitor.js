@@ -11,7 +11,7 @@ const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数
 // 卡片状态：分析中；降级（所属工作进程跟不上，分析帧率降低）；无数据；已结束
 const STATE_TEXT = { streaming: "分析中", degraded: "降级", stale: "无数据", ended: "已结束" };
 const RESORT_MS = 1000; // 卡片至多每秒重排一次：排序跟得上风险变化，又不会让卡片一直跳
-const MAX_ALERTS = 200;
+const MAX_ALERTS = 60; // 列表里保留最近的这么多条（更早的在各会话页的异常时间线里）
 const grid = document.getElementById("grid");
 const empty = document.getElementById("empty");
 const summary = document.getElementById("summary");
@@ -128,6 +128,11 @@ function paintAlert(item, a, active) {
   setAttr(item.el, "data-severity", a.severity);
 }
 
+// 新的告警先攒在 freshAlerts，每帧一次放到列表最前；进行中告警的持续时长每秒更新一次（refreshStatus），
+// 不随每条更新改写：几百个会话时告警列表的逐条改写与重排曾是最长的主线程任务
+const freshAlerts = [];
+const activeAlerts = new Set();
+
 function trackAlerts(entry, update, now) {
   const seen = new Set();
   for (const a of update.anomalies) {
@@ -136,18 +141,28 @@ function trackAlerts(entry, update, now) {
     if (!item) {
       item = createAlert(update, a, now);
       entry.active.set(a.code, item);
-      alertList.prepend(item.el);
-      while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
+      activeAlerts.add(item);
+      freshAlerts.push(item.el);
+      paintAlert(item, a, true);
+    } else if (item.last.severity !== a.severity) {
+      paintAlert(item, a, true);
     }
     item.last = a;
-    paintAlert(item, a, true);
   }
   for (const [code, item] of entry.active) {
     if (seen.has(code)) continue;
     item.el.classList.add("ended");
     paintAlert(item, item.last, false);
     entry.active.delete(code);
+    activeAlerts.delete(item);
   }
+}
+
+function flushAlerts() {
+  if (!freshAlerts.length) return;
+  alertList.prepend(...freshAlerts.reverse());
+  freshAlerts.length = 0;
+  while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
 }
 
 // ---- 每个动画帧至多画一次：收到的更新先放进 pending，同一会话只画最新的一条 ----
@@ -168,6 +183,23 @@ function onUpdate(update) {
   }
 }
 
+// 屏幕外的卡片（content-visibility 跳过了它的内容）不画，只记下“有新数据”，滚动到屏幕里时再画最新的一条：
+// 300 个会话时屏幕上只有二十来张卡片，每帧的 DOM 写入因此少一个数量级
+function newEntry(update, now) {
+  const entry = {
+    ...createTile(update), update, name: who(update), lastAt: now, active: new Map(), stale: null, rank: null,
+    skipped: false, dirty: false,
+  };
+  entry.el.addEventListener("contentvisibilityautostatechange", (event) => {
+    entry.skipped = event.skipped;
+    if (event.skipped) return;
+    if (entry.dirty) paint(entry, entry.update);
+    entry.dirty = false;
+    paintStatus(entry, Date.now());
+  });
+  return entry;
+}
+
 function drawFrame() {
   frameRequested = false;
   const started = performance.now();
@@ -176,44 +208,87 @@ function drawFrame() {
   stats.frames += 1;
   stats.applied += pending.size;
   let added = false;
+  let refilter = false;
   for (const update of pending.values()) {
     let entry = sessions.get(update.session_id);
     if (!entry) {
-      entry = { ...createTile(update), update, lastAt: now, active: new Map(), stale: null };
+      entry = newEntry(update, now);
       grid.appendChild(entry.el);
       sessions.set(update.session_id, entry);
       added = true;
     }
     entry.update = update;
     entry.lastAt = now;
-    paint(entry, update);
+    if (entry.skipped) entry.dirty = true;
+    else paint(entry, update);
     markStale(entry, false);
     trackAlerts(entry, update, now);
     if (update.exam_id && !exams.has(update.exam_id)) {
       exams.add(update.exam_id);
       examFilter.add(new Option(update.exam_id, update.exam_id));
     }
-    if (filtering()) filterOne(entry);
+    if (filtering() && filterOne(entry)) refilter = true;
   }
   pending.clear();
+  flushAlerts();
   if (added || now - lastSortAt >= RESORT_MS) sortTiles(now);
+  else if (refilter) place();
   if (added) refreshStatus(now);
   empty.hidden = sessions.size > 0;
   stats.longest_draw_ms = Math.max(stats.longest_draw_ms, performance.now() - started);
 }
 
+// 排序用风险分的 10 分档：分数连续变化（衰减）时相近的会话不会每秒互换位置，墙面更稳，重排的卡片也少
+const RISK_BAND = 10;
 function riskOf(entry) {
-  return entry.update.risk ? entry.update.risk.score : 0;
+  return entry.update.risk ? Math.floor(entry.update.risk.score / RISK_BAND) : 0;
 }
 
-// 风险分高的在前；同分按考生 / 流名。顺序没变时不动 DOM
+// ---- 排序与摆放：卡片大小固定、用 transform 摆到网格里的位置（不移动 DOM 节点）----
+// 重排时只改位置变了的卡片的 transform：不触发整个网格的重新排版（300 张卡片时按 DOM 顺序重排要 100 ms 以上）。
+// 视觉顺序记在 data-rank（0 为最前）上；DOM 顺序是卡片出现的顺序。
+const CARD_MIN_W = 260;
+const CARD_H = 280; // 与 monitor.css 的 .grid .card 高度一致
+const GAP = 14;
+let columns = 0;
+let cardWidth = 0;
+let ordered = []; // 当前的视觉顺序
+
+function measure() {
+  const width = grid.clientWidth;
+  const cols = Math.max(1, Math.floor((width + GAP) / (CARD_MIN_W + GAP)));
+  const w = Math.floor((width - GAP * (cols - 1)) / cols);
+  if (cols === columns && w === cardWidth) return false;
+  columns = cols;
+  cardWidth = w;
+  grid.style.setProperty("--card-w", `${w}px`);
+  return true;
+}
+
+function place(force = false) {
+  if (measure()) force = true;
+  let i = 0;
+  for (const entry of ordered) {
+    if (entry.el.hidden) continue;
+    if (force || entry.rank !== i) {
+      entry.rank = i;
+      entry.el.dataset.rank = String(i);
+      const x = (i % columns) * (cardWidth + GAP);
+      const y = Math.floor(i / columns) * (CARD_H + GAP);
+      entry.el.style.transform = `translate(${x}px, ${y}px)`;
+    }
+    i += 1;
+  }
+  grid.style.height = `${Math.ceil(i / columns) * (CARD_H + GAP)}px`;
+}
+
+// 风险分（档）高的在前；同档按考生 / 流名
 function sortTiles(now) {
   lastSortAt = now;
-  const ordered = [...sessions.values()].sort((a, b) => riskOf(b) - riskOf(a) || who(a.update).localeCompare(who(b.update)));
-  const current = grid.children;
-  if (ordered.every((entry, i) => current[i] === entry.el)) return;
-  grid.append(...ordered.map((entry) => entry.el));
+  ordered = [...sessions.values()].sort((a, b) => riskOf(b) - riskOf(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  place();
 }
+window.addEventListener("resize", () => place(true));
 
 function filtering() {
   return examFilter.value !== "" || search.value.trim() !== "";
@@ -225,11 +300,15 @@ function filterOne(entry) {
   const u = entry.update;
   const hay = `${u.student_id || ""} ${u.stream_name || ""} ${u.session_id}`.toLowerCase();
   const hidden = Boolean((exam && u.exam_id !== exam) || (text && !hay.includes(text)));
-  if (entry.el.hidden !== hidden) entry.el.hidden = hidden;
+  if (entry.el.hidden === hidden) return false;
+  entry.el.hidden = hidden;
+  entry.rank = null;
+  return true;
 }
 
 function applyFilters() {
   for (const entry of sessions.values()) filterOne(entry);
+  place();
 }
 examFilter.addEventListener("change", applyFilters);
 search.addEventListener("input", applyFilters);
@@ -240,7 +319,21 @@ function markStale(entry, stale) {
   entry.el.classList.toggle("stale", stale);
 }
 
-// 头部合计、卡片的状态与“多久前更新”：每秒一次（新会话出现时也立即一次）
+function isStale(entry, now) {
+  return entry.ended || now - entry.lastAt > STALE_MS;
+}
+
+function paintStatus(entry, now) {
+  const stale = isStale(entry, now);
+  const { f } = entry;
+  markStale(entry, stale);
+  const state = entry.ended ? "ended" : stale ? "stale" : entry.update.system.degraded ? "degraded" : "streaming";
+  setText(f.state, STATE_TEXT[state]);
+  setAttr(f.state, "data-state", state);
+  setText(f.age, now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`);
+}
+
+// 头部合计、（屏幕上的）卡片的状态与“多久前更新”：每秒一次（新会话出现时也立即一次）
 function refreshStatus(now) {
   let live = 0;
   let degraded = 0;
@@ -248,14 +341,9 @@ function refreshStatus(now) {
   let dropped = 0;
   let cpu = null;
   for (const entry of sessions.values()) {
-    const stale = entry.ended || now - entry.lastAt > STALE_MS;
+    const stale = isStale(entry, now);
     const u = entry.update;
-    const { f } = entry;
-    markStale(entry, stale);
-    const state = entry.ended ? "ended" : stale ? "stale" : u.system.degraded ? "degraded" : "streaming";
-    setText(f.state, STATE_TEXT[state]);
-    setAttr(f.state, "data-state", state);
-    setText(f.age, now - entry.lastAt < 1500 ? "刚刚" : `${Math.round((now - entry.lastAt) / 1000)} 秒前`);
+    if (!entry.skipped) paintStatus(entry, now);
     if (stale) continue;
     live += 1;
     if (u.system.degraded) degraded += 1;
@@ -263,6 +351,7 @@ function refreshStatus(now) {
     dropped += u.system.dropped_frames;
     if (u.system.cpu_util !== null && u.system.cpu_util !== undefined) cpu = Math.max(cpu ?? 0, u.system.cpu_util);
   }
+  for (const item of activeAlerts) paintAlert(item, item.last, true);
   setText(totals.live, String(live));
   setText(totals.degraded, String(degraded));
   setText(totals.anomalies, String(anomalies));

@@ -80,9 +80,13 @@ def test_wall_ranks_the_second_person_first_and_lists_it_in_the_alerts(
     assert emotion_text.inner_text().split()[0] == labels[latest["metrics"]["emotion"]["dominant"]]
     expect(card(alice).locator('[data-field="risk"]')).to_have_text("0")
 
-    # 排序：有第二个人的最前，没有异常的最后
-    expect(cards.first).to_have_attribute("data-session-id", carol, timeout=5_000)
-    expect(cards.last).to_have_attribute("data-session-id", alice, timeout=5_000)
+    # 排序（视觉顺序 data-rank，0 在最前）：有第二个人的最前，没有异常的最后；屏幕上也是这样摆的
+    expect(card(carol)).to_have_attribute("data-rank", "0", timeout=5_000)
+    expect(card(bob)).to_have_attribute("data-rank", "1", timeout=5_000)
+    expect(card(alice)).to_have_attribute("data-rank", "2", timeout=5_000)
+    boxes = [card(s).bounding_box() for s in (carol, bob, alice)]
+    assert all(b is not None for b in boxes)
+    assert [(b["y"], b["x"]) for b in boxes] == sorted((b["y"], b["x"]) for b in boxes), boxes
     risk = [float(card(s).locator('[data-field="risk"]').inner_text()) for s in (carol, bob, alice)]
     assert risk[0] > risk[1] > risk[2] == 0, risk
     expect(page.locator('[data-total="live"]')).to_have_text("3")
