@@ -4,6 +4,7 @@
   脉搏（neurokit2 ``ppg_simulate``，按真实幅度与颜色方向调制皮肤像素）、光照漂移、相机噪声、
   遮住脸下半部的手、第二张脸；
 - ``empty_frames``：同一背景前只有一个物体（skimage.data.coffee），没有人脸；
+- ``voice_pcm``：类似嗓音的合成音（声门脉冲串经共振峰滤波、按音节起伏，webrtcvad 判为语音），不需要 espeak-ng；
 - ``simulate_pulse`` / ``PulseTrack.true_hr``：脉搏波形与按真实心跳时刻计算的窗口心率（评估基准）。
 """
 
@@ -114,6 +115,18 @@ def _noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndar
     return (frame.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
 
 
+def _turned(image: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """把图像看作贴在竖直圆柱面上（半径为宽度的一半），绕竖轴转过 ``yaw_deg``，正交投影回平面。"""
+    h, w = image.shape[:2]
+    radius = w / 2.0
+    out_x = (np.arange(w, dtype=np.float32) - radius) / radius
+    theta = np.arcsin(np.clip(out_x, -1.0, 1.0)) - np.radians(yaw_deg)
+    src_x = np.where(np.abs(theta) < np.pi / 2, radius + radius * np.sin(theta), -1.0).astype(np.float32)
+    map_x = np.tile(src_x, (h, 1))
+    map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w))
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def face_frames(
     count: int,
     fps: float = 15.0,
@@ -127,12 +140,14 @@ def face_frames(
     drift: float = 0.0,
     cover_lower: bool = False,
     second_face: bool = False,
+    yaw_deg: float = 0.0,
 ) -> Iterator[np.ndarray]:
     """真实人脸；``motion`` 时小幅左右/上下移动（周期约 4 秒）。
 
     ``pulse_amplitude`` 是绿色通道的脉搏峰峰值（相对亮度，真实皮肤约 0.2–0.4 %）；``drift`` 是
     慢速光照变化的相对幅度（周期 20 秒）；``cover_lower`` 用手色块遮住脸的下半部（鼻尖以下）；
-    ``second_face`` 在画面左侧加入第二个人。
+    ``second_face`` 在画面左侧加入第二个人；``yaw_deg`` 把肖像按圆柱面转过这个角度（照片不能真的转头：
+    五官挤向一侧，是近似）。
     """
     width, height = size
     rng = np.random.default_rng(seed)
@@ -140,6 +155,9 @@ def face_frames(
     portrait_h = int(height * 0.92)
     portrait = _portrait(portrait_h).astype(np.float32)
     skin = _skin_mask(portrait_h)
+    if yaw_deg:
+        portrait = _turned(portrait, yaw_deg)
+        skin = _turned(skin.astype(np.float32), yaw_deg) > 0.5
     direction = PULSE_DIRECTION_BGR.astype(np.float32)
     other = cv2.resize(_portrait(portrait_h), None, fx=0.8, fy=0.8).astype(np.float32)
     for i in range(count):
@@ -176,6 +194,29 @@ def empty_frames(
     _paste(frame, _object(int(height * 0.5)), width / 2, int(height * 0.38))
     for _ in range(count):
         yield _noisy(frame, rng, noise)
+
+
+def voice_pcm(seconds: float, seed: int = 0, sample_rate: int = 16000, level: float = 0.3) -> np.ndarray:
+    """类似嗓音的合成音：基频 150 Hz 上下起伏的声门脉冲串，每 0.25 秒换一组元音共振峰并按音节起伏。
+    没有任何语义，只是让语音活动检测（webrtcvad）判为说话；``level`` 为峰值相对满幅。"""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    f0 = 150 + 20 * np.sin(2 * np.pi * 0.7 * t) + 8 * np.sin(2 * np.pi * 5 * t)
+    pulses = (np.diff(np.floor(np.cumsum(f0 / sample_rate)), prepend=0) > 0).astype(np.float64)
+    source = lfilter([1.0], [1.0, -0.97], pulses)
+    vowels = ((700, 1200, 2600), (300, 2300, 3000), (500, 900, 2400), (400, 1900, 2500))
+    syllable = int(0.25 * sample_rate)
+    out = np.zeros(n)
+    for start in range(0, n, syllable):
+        seg = source[start : start + syllable]
+        for formant in vowels[rng.integers(len(vowels))]:
+            r, theta = np.exp(-np.pi * 80 / sample_rate), 2 * np.pi * formant / sample_rate
+            seg = lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], seg)
+        out[start : start + len(seg)] = seg * np.sin(np.pi * np.linspace(0, 1, len(seg))) ** 0.6
+    return (out / max(1e-9, np.abs(out).max()) * level * 32767).astype(np.int16)
 
 
 def speech_pcm(text: str, voice: str = "zh", sample_rate: int = 16000) -> np.ndarray:

@@ -43,6 +43,8 @@ from .stats.gpu import GpuProbe
 from .stats.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+# 启动时至多等情绪模型这么久再开始认领流
+MODEL_LOAD_WAIT_S = 60.0
 
 
 class WorkerProcess:
@@ -78,6 +80,10 @@ class WorkerProcess:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)
         for service in (self.emotion, self.speech_emotion, self.publisher, self.analysis, self.client_ppg):
             service.start()
+        # 先等情绪模型加载完再认领流：加载时 TensorFlow 的导入占着 GIL 好几秒，这时认领的流打不开、也分析不了；
+        # 这期间别的工作进程照常分析（加载失败或超时则不等，情绪字段为 null）
+        if not self.emotion.wait(MODEL_LOAD_WAIT_S) and self.settings.emotion_backend != "none":
+            log.warning("worker %s: emotion model not ready, claiming streams without it", self.worker_id)
         interval = self.settings.claim_interval_ms / 1000.0
         backoff = Backoff(base_s=2 * interval, cap_s=5.0)
         while not self.stop_event.is_set():

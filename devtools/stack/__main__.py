@@ -1,9 +1,9 @@
-"""``make run`` 的主任务：一条命令起全套服务并推两路演示学生流。
+"""``make run`` 的主任务：一条命令起全套服务并推演示考生的流。
 
 1. 未设置 REDIS_URL 时启动嵌入式 Redis（数据在 .devstack/redis，开启 AOF）；
 2. 启动网关（python -m gateway）与工作进程池（python -m workers）；
-3. 除非 DEMO=0：启动本地 RTSP 服务器，把真实人脸合成的片段循环推成 DEMO_STREAMS 路学生流，
-   并通过网关的 REST 接口（POST /api/create_session）为每路流建会话、开始分析；
+3. 除非 DEMO=0：启动本地 RTSP 服务器，把按考试脚本合成的演示片段（见 devtools/stack/demo.py）循环推成
+   DEMO_STREAMS 路考生流（默认 5 路，各从一种异常开始），并经 REST 接口（POST /api/create_session）建会话、开始分析；
 4. Ctrl-C（SIGINT）或 SIGTERM 时按相反顺序停止全部子进程。
 """
 
@@ -13,17 +13,15 @@ import logging
 import os
 import signal
 import threading
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
-from devtools.synthetic import face_frames
 from shared.logs import configure_logging
 from shared.settings import Settings
 
+from .demo import SCRIPT, demo_clip, start_demo
 from .processes import gateway_secrets, monitor_token, start_gateway, start_workers, stop_all, wait_healthy
-from .servers import ClipPublisher, EmbeddedRedis, RtspServer, encode_clip, free_port, port_is_free, python_env
+from .servers import EmbeddedRedis, RtspServer, free_port, port_is_free, python_env
 
 log = logging.getLogger("devstack")
 STATE_DIR = Path(os.environ.get("DEVSTACK_DIR", ".devstack"))
@@ -56,6 +54,9 @@ def main() -> None:
         host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
         base_url = f"http://{host}:{settings.gateway_port}"
 
+        demo = os.environ.get("DEMO", "1") != "0"
+        # 演示片段（第一次运行时生成）与网关、工作进程的启动同时进行
+        clip = ThreadPoolExecutor(1).submit(demo_clip, STATE_DIR / "clips") if demo else None
         gateway = start_gateway(env)
         started.append(("gateway", lambda: stop_all(gateway)))
         processes = int(os.environ.get("WORKER_PROCESSES", "2"))
@@ -63,8 +64,14 @@ def main() -> None:
         started.append(("workers", lambda: stop_all(workers)))
         wait_healthy(base_url, gateway, timeout=60, workers=processes)
 
-        if os.environ.get("DEMO", "1") != "0":
-            start_demo(base_url, env["API_KEY"], int(os.environ.get("DEMO_STREAMS", "2")), started)
+        if clip is not None:
+            rtsp = RtspServer(
+                client_port=int(os.environ.get("DEMO_RTSP_PORT", "0")) or None,
+                source_port=int(os.environ.get("DEMO_RTSP_SOURCE_PORT", "0")) or None,
+            ).start()
+            started.append(("rtsp server", rtsp.stop))
+            count = int(os.environ.get("DEMO_STREAMS", str(len(SCRIPT))))
+            start_demo(base_url, env["API_KEY"], count, rtsp, clip.result(), started)
 
         token = monitor_token(base_url, env["API_KEY"], teacher="make-run", ttl_s=3600)["token"]
         # 令牌在 # 之后：不会发给服务器、不进访问日志；页面读出后从地址栏去掉
@@ -83,33 +90,6 @@ def main() -> None:
             log.info("stopping %s", name)
             stopper()
         log.info("all stopped")
-
-
-def start_demo(base_url: str, api_key: str, count: int, started: list) -> None:
-    rtsp = RtspServer(
-        client_port=int(os.environ.get("DEMO_RTSP_PORT", "0")) or None,
-        source_port=int(os.environ.get("DEMO_RTSP_SOURCE_PORT", "0")) or None,
-    ).start()
-    started.append(("rtsp server", rtsp.stop))
-    clip_dir = STATE_DIR / "clips"
-    clip_dir.mkdir(parents=True, exist_ok=True)
-    exam_id = str(uuid.uuid4())
-    for index in range(count):
-        clip = clip_dir / f"demo-face-{index}.mp4"
-        if not clip.exists():
-            encode_clip(clip, face_frames(120, seed=index))
-        student_id = str(index + 1)
-        stream_name = f"exam-{exam_id}-user-{student_id}"
-        publisher = ClipPublisher(clip, rtsp.publish_url(stream_name)).start()
-        started.append((f"publisher {stream_name}", publisher.stop))
-        resp = httpx.post(
-            f"{base_url}/api/create_session",
-            json={"exam_id": exam_id, "student_id": student_id, "rtsp_url": rtsp.read_url(stream_name)},
-            headers={"X-API-Key": api_key},
-            timeout=10.0,
-        )
-        resp.raise_for_status()
-        log.info("demo student %s: session %s stream %s", student_id, resp.json()["session_id"], stream_name)
 
 
 if __name__ == "__main__":

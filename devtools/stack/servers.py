@@ -266,16 +266,19 @@ def encode_clip(
 
 
 class ClipPublisher:
-    """用 FFmpeg 把一个 MP4 片段循环实时推到 RTSP 地址（-c copy，不重新编码）。"""
+    """用 FFmpeg 把一个 MP4 片段循环实时推到 RTSP 地址（-c copy，不重新编码）。``start_s``：第一遍从这里开始
+    （-c copy 只能从关键帧开始），之后每一遍从头。"""
 
-    def __init__(self, clip: Path, url: str) -> None:
+    def __init__(self, clip: Path, url: str, start_s: float = 0.0) -> None:
         self.clip = clip
         self.url = url
+        self.start_s = start_s
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ClipPublisher:
+        seek = ["-ss", f"{self.start_s:g}"] if self.start_s else []
         args = [
-            require_binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+            require_binary("ffmpeg"), "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", *seek,
             "-i", str(self.clip), "-c", "copy", "-f", "rtsp", self.url,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

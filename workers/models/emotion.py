@@ -1,5 +1,5 @@
-"""工作进程内的情绪模型：启动时同步检查配置（显式 deepface 缺权重立即失败），后台线程加载模型
-（TensorFlow 导入约需数秒），加载完成前分析照常进行、情绪字段为 null。"""
+"""工作进程内的情绪模型：启动时同步检查配置（显式 deepface 缺权重立即失败），后台线程加载模型并做一次推理
+（TensorFlow 导入与构图约需数秒），工作进程等它完成再认领流（见 workers/process.py）；没有模型时情绪字段为 null。"""
 
 from __future__ import annotations
 
@@ -33,10 +33,19 @@ class EmotionService:
 
     def _load(self) -> None:
         try:
-            self.model = select_backend(self.backend, self.deepface_home)
+            model = select_backend(self.backend, self.deepface_home)
+            # 第一次推理要构建 tf.function 的图（数秒，占着 GIL）：在这里做掉，不让它卡住已经在分析的流
+            model.predict(np.zeros((1, model.input_size, model.input_size), np.uint8))
+            self.model = model
         except Exception as exc:  # noqa: BLE001 - 情绪不可用时其余分析照常
             self.error = str(exc)
             log.error("emotion backend failed to load: %s", exc)
+
+    def wait(self, timeout: float) -> bool:
+        """等加载结束（成功或失败）至多 ``timeout`` 秒；返回模型是否可用。"""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.ready
 
     @property
     def ready(self) -> bool:
