@@ -39,7 +39,7 @@ from tests.helpers import Recorder
 if TYPE_CHECKING:  # 浏览器与 WHIP 替身（aiortc）只在用到它们的测试里导入：pytest -m unit 启动更快
     from playwright.sync_api import Browser
 
-    from tests.standins.whip_server import WhipStandin
+    from devtools.stack.whip_ingest import WhipStandin
 
 API_KEY = "test-api-key-0123456789"
 MONITOR_TOKEN_SECRET = "test-monitor-token-secret-0123456789abcdef"
@@ -288,7 +288,7 @@ def browser() -> Iterator[Browser]:
 def whip(stack: Stack, request: pytest.FixtureRequest) -> Iterator[WhipStandin]:
     """模块变量 WHIP_PORT 上的 WHIP 端点替身（aiortc），推流前调用本模块网关的鉴权接口。
     模块变量 WHIP_RELAY 为 True 时，替身像 MediaMTX 一样把每路视频转成 RTSP（推到测试的 rtsp-server-perl 同名路径）。"""
-    from tests.standins.whip_server import WhipStandin
+    from devtools.stack.whip_ingest import WhipStandin
 
     relay = stack.rtsp.publish_url("").rstrip("/") if getattr(request.module, "WHIP_RELAY", False) else None
     # 像 MediaMTX 的 authHTTPAddress 一样把共享密钥写在 userinfo 里（httpx 据此发 Basic 头）

@@ -17,8 +17,8 @@ import av
 import numpy as np
 
 from devtools.stack.servers import fake_camera_args, require_binary
+from devtools.stack.whip_ingest import WhipStandin
 from devtools.synthetic import face_frames, simulate_pulse
-from tests.standins.whip_server import WhipStandin
 from workers.analysis.face import FaceDetector
 
 from .accuracy import FPS, NOISE, ClipScore, _no_pulse_summary, _summary, run_clip

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from devtools.stack.servers import fake_camera_args, free_port, require_binary
+from devtools.stack.whip_ingest import WhipStandin
 from devtools.synthetic import face_frames, simulate_pulse
-from tests.standins.whip_server import WhipStandin
 
 from .accuracy import FPS, NOISE, SCORE_AFTER_S, ClipScore, _no_pulse_summary, _summary
 from .local import LocalStack, UpdateLog, local_stack

@@ -28,7 +28,7 @@ from .servers import ClipPublisher, RtspServer, encode_clip
 log = logging.getLogger("devstack")
 
 FPS = 15.0
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 3
 ANSWERING_S = 4.0
 ACTION_S = 8.0
 PAIR_S = ANSWERING_S + ACTION_S
@@ -36,7 +36,7 @@ SCRIPT = ("second_person", "leaves", "talks", "turns_away", "covers_face")
 HEART_RATE_BPM = 70.0
 # 高质量编码、关闭 AQ：x264 默认的 AQ 会把皮肤上约 0.3% 的脉搏变化量化掉（见 README 的 rPPG 一节）。
 # 关键帧每 2 秒一个：RTSP 的读取端要从关键帧开始解码，工作进程中途连上时至多等这么久；每对的开头都是关键帧
-QUALITY = ["-crf", "14", "-x264-params", "aq-mode=0:scenecut=0"]
+QUALITY = ["-crf", "14", "-x264-params", "aq-mode=0:scenecut=0:ipratio=1.0"]
 GOP = int(2 * FPS)
 
 
@@ -74,11 +74,11 @@ def demo_clip(clip_dir: Path) -> Path:
     return clip
 
 
-def start_demo(base_url: str, api_key: str, count: int, rtsp: RtspServer, clip: Path, started: list) -> None:
-    """为 ``count`` 个演示考生各往 ``rtsp`` 推一路流（第 i 个从脚本的第 i 对开始）并建会话（同一场考试）；
-    停止时先结束这些会话（Redis 的数据跨运行保留，不留下推流端已经不在的会话）。"""
+def start_demo(base_url: str, api_key: str, count: int, rtsp: RtspServer, clip: Path, started: list) -> str:
+    """为 ``count`` 个演示考生各往 ``rtsp`` 推一路流（第 i 个从脚本的第 i 对开始）并建会话（同一场考试），
+    再为用浏览器推流的“你”建一个会话，返回它的学生端演示页地址。停止时先结束这些会话（Redis 的数据跨运行保留，
+    不留下推流端已经不在的会话）。"""
     exam_id = f"demo-{uuid.uuid4().hex[:8]}"
-    headers = {"X-API-Key": api_key}
     streams = []
     for index in range(count):
         student_id = f"s{index + 1:02d}"
@@ -89,22 +89,28 @@ def start_demo(base_url: str, api_key: str, count: int, rtsp: RtspServer, clip: 
         streams.append((student_id, stream_name))
     time.sleep(1.0)  # 推流端连上 RTSP 服务器之后再建会话：工作进程一认领就能读到，不错过脚本的第一段
     sessions: list[str] = []
-    started.append(("demo sessions", lambda: _end(base_url, headers, sessions)))
+    started.append(("demo sessions", lambda: _end(base_url, api_key, sessions)))
     for index, (student_id, stream_name) in enumerate(streams):
-        resp = httpx.post(
-            f"{base_url}/api/create_session",
-            json={"exam_id": exam_id, "student_id": student_id, "rtsp_url": rtsp.read_url(stream_name)},
-            headers=headers,
-            timeout=10.0,
-        )
-        resp.raise_for_status()
-        sessions.append(resp.json()["session_id"])
+        created = _create(base_url, api_key, {"exam_id": exam_id, "student_id": student_id,
+                                               "rtsp_url": rtsp.read_url(stream_name)})  # fmt: skip
+        sessions.append(created["session_id"])
         log.info("demo student %s (from %s): session %s", student_id, SCRIPT[index % len(SCRIPT)], sessions[-1])
+    # 用浏览器推流的考生：学生端演示页经 WHIP 推到嵌入式媒体入口，它转成 RTSP 后通知网关开始分析
+    you = _create(base_url, api_key, {"exam_id": exam_id, "student_id": "you"})
+    sessions.append(you["session_id"])
+    return f"{base_url}/student-demo?session_id={you['session_id']}#publish_token={you['publish_token']}"
 
 
-def _end(base_url: str, headers: dict[str, str], sessions: list[str]) -> None:
+def _create(base_url: str, api_key: str, body: dict) -> dict:
+    resp = httpx.post(f"{base_url}/api/create_session", json=body, headers={"X-API-Key": api_key}, timeout=10.0)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _end(base_url: str, api_key: str, sessions: list[str]) -> None:
     for session_id in sessions:
         try:
-            httpx.post(f"{base_url}/api/end_session", json={"session_id": session_id}, headers=headers, timeout=15.0)
+            httpx.post(f"{base_url}/api/end_session", json={"session_id": session_id}, headers={"X-API-Key": api_key},
+                       timeout=15.0)
         except httpx.HTTPError as exc:
             log.warning("demo session %s not ended: %s", session_id, exc)

@@ -1,6 +1,6 @@
 """学生端演示页：真实无头 Chromium（假摄像头与麦克风）经网关信令中继与 WHIP 端点建立真实的 WebRTC 连接。
 
-WHIP 端点是 ``tests/standins/whip_server.py``：基于 aiortc 的 MediaMTX 替身（MediaMTX 在这里无法运行），
+WHIP 端点是 ``devtools/stack/whip_ingest.py``：基于 aiortc 的 MediaMTX 替身（MediaMTX 在这里无法运行），
 它像 MediaMTX 一样先调用网关的鉴权接口，再应答 offer，并统计收到的音视频帧。
 """
 
@@ -13,9 +13,9 @@ import redis
 from playwright.sync_api import Browser, Page, expect
 
 from devtools.stack.servers import free_port
+from devtools.stack.whip_ingest import WhipStandin
 from tests.conftest import API_KEY, Stack
 from tests.helpers import wait_until
-from tests.standins.whip_server import WhipStandin
 
 WORKER_PROCESSES = 0  # 只测网关与学生端
 WHIP_PORT = free_port()

@@ -2,7 +2,7 @@
 
 WebRTC 编码器会把约 0.3% 的脉搏亮度变化量化掉（docs/benchmarks.md），所以浏览器推流时心率来自学生端的采样。
 最后一个测试走完整条真实路径：无头 Chromium 的假摄像头播放带 72 bpm 脉搏的合成人脸，学生端页面经网关信令
-向 WHIP 端点推流（替身：``tests/standins/whip_server.py``，MediaMTX 在这里无法运行；它像 MediaMTX 一样把画面转成
+向 WHIP 端点推流（替身：``devtools/stack/whip_ingest.py``，MediaMTX 在这里无法运行；它像 MediaMTX 一样把画面转成
 RTSP，这里由 rtsp-server-perl 提供），工作进程读 RTSP、检测人脸、发出采样框，页面采样上传，心率出现在 /monitor。
 """
 
@@ -17,11 +17,11 @@ import redis
 from playwright.sync_api import expect, sync_playwright
 
 from devtools.stack.servers import fake_camera_args, free_port, require_binary
+from devtools.stack.whip_ingest import WhipStandin
 from devtools.synthetic import face_frames, simulate_pulse
 from shared import events as ev
 from tests.conftest import Clips, Stack
 from tests.helpers import Heartbeats, client_ppg_rows
-from tests.standins.whip_server import WhipStandin
 from workers.analysis.face import FaceDetector
 
 WORKER_PROCESSES = 1

@@ -1,7 +1,7 @@
 """信令中继、推流鉴权与路径可用性（真实网关 + 真实 Redis + 1 个工作进程 + rtsp-server-perl）。
 
 MediaMTX 在这里无法运行（FACTS.md），用两个替身代替它：
-- ``tests/standins/whip_server.py``：基于 aiortc（真实 WebRTC 协议栈）的 WHIP 端点替身，推流前像 MediaMTX 一样
+- ``devtools/stack/whip_ingest.py``：基于 aiortc（真实 WebRTC 协议栈）的 WHIP 端点替身，推流前像 MediaMTX 一样
   调用网关的鉴权接口；
 - ``tests/standins/mediamtx_api.py``：控制 API 替身，测试决定哪些路径“可读”。
 路径可读后网关启动的分析读取的是 rtsp-server-perl 上的真实 RTSP 流。
@@ -20,11 +20,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from devtools.stack.servers import RtspServer, free_port
+from devtools.stack.whip_ingest import WhipStandin
 from shared import events as ev
 from tests.conftest import MEDIAMTX_AUTH_SECRET, Clips, Stack
 from tests.helpers import connect_refusal, wait_until
 from tests.standins.mediamtx_api import MediaMtxApiStandin
-from tests.standins.whip_server import WhipStandin
 
 WORKER_PROCESSES = 1
 WHIP_PORT = free_port()

@@ -1,4 +1,5 @@
-"""``make run``：一条命令起全套服务与演示考生，/monitor 一分钟内看到每种异常，SIGINT 后干净退出。"""
+"""``make run``：一条命令起全套服务与演示考生，/monitor 一分钟内看到每种异常；假摄像头的 Chromium 打开打印出的
+学生端演示页，经嵌入式媒体入口推流，出现在墙上；SIGINT 后干净退出。"""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import time
 from pathlib import Path
 
 import psutil
+from playwright.sync_api import expect, sync_playwright
 
 from devtools.stack.demo import HEART_RATE_BPM
 from devtools.stack.processes import monitor_token
-from devtools.stack.servers import free_port, port_is_free
+from devtools.stack.servers import fake_camera_args, free_port, port_is_free, require_binary
+from devtools.synthetic import face_frames
 from shared import events as ev
 from tests.helpers import Recorder, wait_until
 
@@ -28,6 +31,14 @@ def _group_alive(pgid: int) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.Error):
             continue
     return alive
+
+
+def _printed(log: Path, label: str) -> str | None:
+    """make run 打印的某一行里 ``label`` 之后的地址。"""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith(label):
+            return line[line.index("http") :].strip()
+    return None
 
 
 def test_make_run_serves_live_demo_and_stops_on_sigint(tmp_path: Path) -> None:
@@ -73,8 +84,26 @@ def test_make_run_serves_live_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         assert {u["student_id"] for u in updates} == {"s01", "s02", "s03", "s04", "s05"}
         assert all(u["exam_id"] == updates[0]["exam_id"] for u in updates)  # 同一场考试
         assert any(u["metrics"]["audio"]["level_dbfs"] is not None for u in updates)  # 有音轨
-        pulse = recorder.wait_for(ev.MONITOR_UPDATE, lambda d: d["metrics"]["ppg"]["hr_bpm"] is not None, timeout=30)
+        pulse = recorder.wait_for(ev.MONITOR_UPDATE, lambda d: d["metrics"]["ppg"]["hr_bpm"] is not None, timeout=45)
         assert abs(pulse["metrics"]["ppg"]["hr_bpm"] - HEART_RATE_BPM) <= 6, pulse["metrics"]["ppg"]  # 皮肤里的脉搏
+
+        # 学生端演示页在本机能推流：假摄像头（真实人脸）的 Chromium 打开 make run 打印的地址，经嵌入式媒体入口
+        # （WHIP -> RTSP）到工作进程，出现在墙上、检测到人脸
+        url = wait_until(lambda: _printed(tmp_path / "make-run.log", "学生端演示页"), timeout=10, message="演示页地址")
+        camera = fake_camera_args(face_frames(150), 15.0, tmp_path / "camera.y4m")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=camera)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                page.click("#start")
+                expect(page.locator("#status")).to_have_attribute("data-status", "connected", timeout=30_000)
+                you = recorder.wait_for(
+                    ev.MONITOR_UPDATE, lambda d: d["student_id"] == "you" and d["metrics"]["face"]["detected"], timeout=45
+                )
+            finally:
+                browser.close()
+        assert you["exam_id"] == updates[0]["exam_id"]
     finally:
         if recorder is not None:
             recorder.close()

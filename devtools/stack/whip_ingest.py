@@ -1,24 +1,24 @@
-"""MediaMTX WHIP 端点的替身（替身，不是 MediaMTX 本身），供测试与基准使用。
+"""WHIP 推流端点（基于 aiortc，真实的 WebRTC 协议栈）：``make run`` 的嵌入式媒体入口，也是测试与基准里 MediaMTX 的替身。
 
-本机无法运行 MediaMTX，测试与基准改用这个替身：它基于真实的 WebRTC 协议栈（aiortc），
-按 MediaMTX v1.20.1 的行为实现 WHIP 推流的 HTTP 接口，用来验证浏览器端/客户端推流代码：
+MediaMTX 在这台机器上没有可用的包；这个进程按 MediaMTX v1.20.1 的行为实现 WHIP 推流的 HTTP 接口（生产环境的
+compose 部署照常用 MediaMTX）：
 
 - ``POST /{path}/whip``：可选先按 ``authMethod: http`` 的格式调用 ``--auth-url`` 鉴权（非 2xx -> 401）；
   offer 必须恰好一个 ``m=video``、至多一个 ``m=audio``（否则 406）；应答 201 + answer SDP、
   ``Location: /{path}/whip/{secret}``、``ETag``。收到的音视频帧按会话计数。
 - ``PATCH /{path}/whip/{secret}``：trickle ICE（RFC 8840 片段），204；未知会话 404。
 - ``DELETE /{path}/whip/{secret}``：关闭连接，200；未知会话 404。
+- ``--relay-rtsp BASE``：把每路推流的视频（重新编码为 H.264）推到 ``BASE/<路径>``，像 MediaMTX 一样让工作进程
+  经 RTSP 读到学生端的画面（RTSP 服务由 rtsp-server-perl 充当）；``--hook-url URL``：转推开始、结束时像 MediaMTX 的
+  ``runOnReady`` / ``runOnNotReady`` 一样 ``POST URL?path=<路径>&event=available|unavailable``（网关据此开始、停止分析）。
 - 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）、
   ``POST /_standin/drop``（服务端关闭某路径的连接，模拟媒体故障）。
-- ``--relay-rtsp BASE``：把每路推流的视频（重新编码为 H.264）推到 ``BASE/<路径>``，像 MediaMTX 一样让工作进程
-  经 RTSP 读到学生端的画面（测试与基准里用 rtsp-server-perl 充当 RTSP 服务）。
 - 基准用：``--record FILE`` 把第一路视频解码后的帧无损（FFV1）写入 FILE，各帧的接收时刻写入 FILE.times.json；
   ``GET /_standin/publisher?path=&kbps=`` 是一个最小的浏览器推流页（H.264 优先、码率上限 kbps），
   用来测量浏览器编码器对画面的影响（见 devtools/bench/browser.py）。
 
-命令行：``python -m tests.standins.whip_server --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]
-[--record FILE] [--relay-rtsp BASE]``。
-测试代码可直接用本文件里的 :class:`WhipStandin` 启停子进程。
+命令行：``python -m devtools.stack.whip_ingest --host 127.0.0.1 --port PORT [--auth-url URL] [--mode ok|error500]
+[--record FILE] [--relay-rtsp BASE] [--hook-url URL]``。:class:`WhipStandin` 在子进程里启停它。
 """
 
 import argparse
@@ -121,21 +121,29 @@ class FrameRecorder:
 
 
 class RtspRelay:
-    """把收到的视频帧经 FFmpeg（x264，1 Mbit/s）推到 RTSP 地址；首帧决定分辨率，之后的帧缩放到同一尺寸。"""
+    """把收到的视频帧经 FFmpeg（x264，1 Mbit/s）推到 RTSP 地址；首帧决定分辨率，之后的帧缩放到同一尺寸。
+    推出一秒的帧之后调用 ``notify(True)``（流在 RTSP 服务器上可读了），关闭时 ``notify(False)``。
+    FFmpeg 退出（RTSP 服务器拒绝了 RECORD、连接断开）时按退避重新启动，至多 ``MAX_RESTARTS`` 次；等待期间的帧丢弃。"""
 
     FPS = 15
+    MAX_RESTARTS = 5
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, notify=None) -> None:
         self.url = url
+        self.notify = notify
         self.proc: asyncio.subprocess.Process | None = None
         self.size: tuple[int, int] | None = None
         self.failed = False
+        self.frames = 0
+        self.restarts = 0
+        self.retry_at = 0.0
 
     async def write(self, frame) -> None:
-        if self.failed:
+        if self.failed or time.monotonic() < self.retry_at:
             return
         if self.proc is None:
-            self.size = (frame.width - frame.width % 2, frame.height - frame.height % 2)
+            if self.size is None:
+                self.size = (frame.width - frame.width % 2, frame.height - frame.height % 2)
             self.proc = await asyncio.create_subprocess_exec(
                 require_binary("ffmpeg"), "-nostdin", "-loglevel", "error",
                 "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{self.size[0]}x{self.size[1]}", "-framerate", str(self.FPS),
@@ -149,11 +157,22 @@ class RtspRelay:
             self.proc.stdin.write(image.tobytes())
             await asyncio.wait_for(self.proc.stdin.drain(), timeout=5)
         except (TimeoutError, BrokenPipeError, ConnectionResetError) as e:
-            log.warning("转推 %s 失败: %r", self.url, e)
-            self.failed = True
-            await self.close()
+            await self._stop_ffmpeg()
+            self.restarts += 1
+            self.failed = self.restarts > self.MAX_RESTARTS
+            self.retry_at = time.monotonic() + min(8.0, 0.5 * 2 ** (self.restarts - 1))
+            log.warning("转推 %s 失败: %r（%s）", self.url, e, "放弃" if self.failed else f"第 {self.restarts} 次重试")
+            return
+        self.frames += 1
+        if self.frames == self.FPS and self.notify is not None:
+            await self.notify(True)
 
     async def close(self) -> None:
+        await self._stop_ffmpeg()
+        if self.frames >= self.FPS and self.notify is not None:
+            await self.notify(False)
+
+    async def _stop_ffmpeg(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -203,8 +222,23 @@ def _video_codec(answer_sdp: str) -> str | None:
     return None
 
 
-def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None):
+def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None,
+               hook_url: str | None = None):
     state = {"posts": 0, "mode": mode}
+
+    def notifier(path: str):
+        if not hook_url:
+            return None
+
+        async def notify(available: bool) -> None:
+            params = {"path": path, "event": "available" if available else "unavailable"}
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    await client.post(hook_url, params=params)
+            except httpx.HTTPError as e:
+                log.warning("路径钩子 %s 调用失败: %s", params, e)
+
+        return notify
     sessions: dict[str, Session] = {}
     recorder = FrameRecorder(record) if record else None
 
@@ -278,7 +312,8 @@ def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None
         @pc.on("track")
         def on_track(track):
             first = recorder is not None and track.kind == "video" and recorder.container is None
-            relay = RtspRelay(f"{relay_rtsp.rstrip('/')}/{path}") if relay_rtsp and track.kind == "video" else None
+            relay = (RtspRelay(f"{relay_rtsp.rstrip('/')}/{path}", notifier(path))
+                     if relay_rtsp and track.kind == "video" else None)
             sess.tasks.append(asyncio.ensure_future(sess.consume(track, recorder if first else None, relay)))
 
         @pc.on("connectionstatechange")
@@ -342,12 +377,14 @@ def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None
 
 
 class WhipStandin:
-    """在子进程里启动 WHIP 替身服务，供测试使用。"""
+    """在子进程里启停 WHIP 端点（make run、测试与基准）。"""
 
     def __init__(
-        self, auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None
+        self, auth_url: str | None = None, mode: str = "ok", record: str | None = None, relay_rtsp: str | None = None,
+        hook_url: str | None = None,
     ) -> None:
         self.auth_url, self.mode, self.record, self.relay_rtsp = auth_url, mode, record, relay_rtsp
+        self.hook_url = hook_url
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
@@ -361,7 +398,7 @@ class WhipStandin:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.port = port
-        cmd = [sys.executable, "-m", "tests.standins.whip_server",
+        cmd = [sys.executable, "-m", "devtools.stack.whip_ingest",
                "--host", "127.0.0.1", "--port", str(port), "--mode", self.mode]
         if self.auth_url:
             cmd += ["--auth-url", self.auth_url]
@@ -369,17 +406,19 @@ class WhipStandin:
             cmd += ["--record", self.record]
         if self.relay_rtsp:
             cmd += ["--relay-rtsp", self.relay_rtsp]
+        if self.hook_url:
+            cmd += ["--hook-url", self.hook_url]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"WHIP 替身进程提前退出，返回码 {self.proc.returncode}")
+                raise RuntimeError(f"WHIP 端点进程提前退出，返回码 {self.proc.returncode}")
             with contextlib.suppress(httpx.HTTPError):
                 self.stats()
                 return self
             time.sleep(0.1)
         self.stop()
-        raise TimeoutError(f"WHIP 替身 {timeout}s 内未就绪")
+        raise TimeoutError(f"WHIP 端点 {timeout}s 内未就绪")
 
     def stats(self) -> dict:
         r = httpx.get(f"{self.url}/_standin/stats", timeout=5)
@@ -411,18 +450,19 @@ class WhipStandin:
 def main() -> None:
     import uvicorn
 
-    ap = argparse.ArgumentParser(description="MediaMTX WHIP 端点的测试替身")
+    ap = argparse.ArgumentParser(description="WHIP 推流端点（make run 的媒体入口、测试里 MediaMTX 的替身）")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8889)
     ap.add_argument("--auth-url")
     ap.add_argument("--mode", choices=["ok", "error500"], default="ok")
     ap.add_argument("--record", help="把第一路视频的解码帧无损写入该文件（.mkv）")
     ap.add_argument("--relay-rtsp", help="把每路视频推到该 RTSP 地址下的同名路径，例如 rtsp://127.0.0.1:8554")
+    ap.add_argument("--hook-url", help="转推开始/结束时 POST 的地址（?path=&event=...），如网关的 /api/mediamtx/hook")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aioice", "aiortc", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app = create_app(args.auth_url, args.mode, args.record, args.relay_rtsp)
+    app = create_app(args.auth_url, args.mode, args.record, args.relay_rtsp, args.hook_url)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
