@@ -249,51 +249,42 @@ class ViewerNamespace(socketio.AsyncNamespace):
         self.viewers[sid] = renewed
         return {"ok": True, "token": token, "expires_at": iso_utc(renewed.expires_at)}
 
-    async def _teacher_session(self, sid: str, session_id: str) -> tuple[Grant, str] | str:
-        """教师连接能看的会话 -> (授权, 流名)；否则是说明（不是教师连接、会话不存在、无权查看、Redis 不可用）。"""
-        grant = self.viewers.get(sid)
-        if grant is None:
-            return "forbidden: 只有教师连接能查看会话数据"
+    async def _for_teacher(
+        self, sid: str, model: type[Any], data: Any, run: Callable[[Any, Grant], Awaitable[dict]]
+    ) -> dict:
+        """教师连接对某个会话的请求：校验载荷、核对该连接能看这个会话，然后 ``run(请求, 授权)``；
+        任何失败（载荷不合法、不是教师连接、会话不存在、无权查看、Redis 不可用）都是 ``{ok: false, error}``。"""
         try:
-            info = await self.stores.sessions.require(session_id)
-        except NotFound as exc:
-            return str(exc)
-        except RedisError as exc:
-            return f"server_unavailable: {exc}"
-        refusal = await self.may_view(sid, session_id, info.exam_id)
-        return refusal if refusal is not None else (grant, info.stream_name)
-
-    async def on_monitor_timeline(self, sid: str, data: Any = None) -> dict:
-        try:
-            req = TimelineRequest.model_validate(data if data is not None else {})
+            req = model.model_validate(data if data is not None else {})
         except ValidationError as exc:
             return {"ok": False, "error": _first_error(exc)}
-        allowed = await self._teacher_session(sid, req.session_id)
-        if isinstance(allowed, str):
-            return {"ok": False, "error": allowed}
-        await self._record(allowed[0], req.session_id)
+        grant = self.viewers.get(sid)
+        if grant is None:
+            return {"ok": False, "error": "forbidden: 只有教师连接能查看会话数据"}
         try:
-            return (await self.timelines.timeline(req.session_id)).model_dump()
+            info = await self.stores.sessions.require(req.session_id)
+            refusal = await self.may_view(sid, req.session_id, info.exam_id)
+            if refusal is not None:
+                return {"ok": False, "error": refusal}
+            return await run(req, grant)
         except NotFound as exc:
             return {"ok": False, "error": str(exc)}
         except RedisError as exc:
             return {"ok": False, "error": f"server_unavailable: {exc}"}
 
+    async def on_monitor_timeline(self, sid: str, data: Any = None) -> dict:
+        async def run(req: TimelineRequest, grant: Grant) -> dict:
+            await self._record(grant, req.session_id)
+            return (await self.timelines.timeline(req.session_id)).model_dump()
+
+        return await self._for_teacher(sid, TimelineRequest, data, run)
+
     async def on_monitor_review(self, sid: str, data: Any = None) -> dict:
-        try:
-            req = ReviewRequest.model_validate(data if data is not None else {})
-        except ValidationError as exc:
-            return ReviewAck(ok=False, error=_first_error(exc)).model_dump()
-        allowed = await self._teacher_session(sid, req.session_id)
-        if isinstance(allowed, str):
-            return ReviewAck(ok=False, error=allowed).model_dump()
-        try:
-            review = await self.timelines.review(req, teacher=allowed[0].teacher)
-        except NotFound as exc:
-            return ReviewAck(ok=False, error=str(exc)).model_dump()
-        except RedisError as exc:
-            return ReviewAck(ok=False, error=f"server_unavailable: {exc}").model_dump()
-        return ReviewAck(ok=True, review=review).model_dump()
+        async def run(req: ReviewRequest, grant: Grant) -> dict:
+            review = await self.timelines.review(req, teacher=grant.teacher)
+            return ReviewAck(ok=True, review=review).model_dump()
+
+        return await self._for_teacher(sid, ReviewRequest, data, run)
 
     async def expire(self, now: float) -> int:
         """断开本实例上令牌已过期或授权被撤销的教师连接（先发 ``auth.expired``），返回断开的连接数。
