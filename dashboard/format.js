@@ -57,3 +57,9 @@ export function heartRate(ppg) {
   const source = ppg.source === "client" ? "学生端采样" : "视频";
   return `${fmt(ppg.hr_bpm, 0, " bpm")} · 质量 ${pct(ppg.signal_quality)} · ${source}`;
 }
+
+// 音量：只有电平（dBFS）与是否在说话，从不播放音频
+export function audioText(audio) {
+  if (audio.level_dbfs === null || audio.level_dbfs === undefined) return "无音轨";
+  return `${fmt(audio.level_dbfs, 0, " dB")}${audio.talking ? " 说话中" : ""}`;
+}

@@ -4,7 +4,7 @@
 // 点卡片标题或告警打开会话页（session.js）。令牌、续期与断线占位见 connection.js。
 import { connectMonitor } from "./connection.js";
 import {
-  ANOMALY_TEXT, SEVERITY_TEXT, clock, emotionText, escapeHtml, fmt, heartRate, pct, sessionHref, setAttr, setText, who,
+  ANOMALY_TEXT, SEVERITY_TEXT, audioText, clock, emotionText, escapeHtml, fmt, heartRate, pct, sessionHref, setAttr, setText, who,
 } from "./format.js";
 
 const STALE_MS = 3000; // 超过该时间没有更新的会话标记为“无数据”（推流中断、工作进程接管中）
@@ -85,16 +85,14 @@ function paint(tile, update) {
   setText(f.exam, update.exam_id ? `考试 ${update.exam_id}` : "");
   setText(f.face, m.face.detected === null ? "—" : m.face.detected ? "有人脸" : "无人脸");
   const attention = m.attention.score === null || m.attention.score === undefined ? null : Math.round(m.attention.score * 100);
-  setMeter(f.attention, attention, attention === null ? "—" : ` ${attention}%`);
+  setMeter(f.attention, attention, attention === null ? "—" : `${attention}%`);
   setText(f.emotion, emotionText(m.emotion));
   setText(f.occlusion, pct(m.face.occlusion_ratio));
   setText(f.multi_face_secs, fmt(m.face.multi_face_secs, 1, " 秒"));
   setText(f.hr, heartRate(m.ppg));
   const level = m.audio.level_dbfs;
   const hasLevel = level !== null && level !== undefined;
-  const talking = m.audio.talking ? " 说话中" : "";
-  setMeter(f.audio_level, hasLevel ? Math.max(-60, Math.min(0, level)) : null,
-    hasLevel ? ` ${fmt(level, 0, " dB")}${talking}` : "无音轨");
+  setMeter(f.audio_level, hasLevel ? Math.max(-60, Math.min(0, level)) : null, audioText(m.audio));
   setText(f.audio, m.audio.dominant || "—");
   setText(f.latency, fmt(update.latency_ms, 0, " ms"));
   setText(f.dropped, String(update.system.dropped_frames));

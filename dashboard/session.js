@@ -8,7 +8,7 @@
 /* global uPlot */
 import { connectMonitor } from "./connection.js";
 import {
-  ANOMALY_TEXT, EMOTION_TEXT, SEVERITY_TEXT, clock, emotionText, escapeHtml, fmt, heartRate, pct, setAttr, setText, who,
+  ANOMALY_TEXT, EMOTION_TEXT, SEVERITY_TEXT, audioText, clock, emotionText, escapeHtml, fmt, heartRate, pct, setAttr, setText, who,
 } from "./format.js";
 
 const sessionId = decodeURIComponent(window.location.pathname.split("/").pop());
@@ -118,7 +118,7 @@ function onUpdate(update) {
   setText(nowField.attention, m.attention.score == null ? "—" : pct(m.attention.score));
   setText(nowField.emotion, emotionText(m.emotion));
   setText(nowField.hr, heartRate(m.ppg));
-  setText(nowField.audio, m.audio.level_dbfs == null ? "无音轨" : `${fmt(m.audio.level_dbfs, 0, " dB")}${m.audio.talking ? " 说话中" : ""}`);
+  setText(nowField.audio, audioText(m.audio));
   setText(nowField.risk, update.risk ? fmt(update.risk.score, 0) : "—");
   setText(nowField.latency, fmt(update.latency_ms, 0, " ms"));
   setText(nowField.fps, fmt(update.system.analysis_fps, 1));

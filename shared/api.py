@@ -112,11 +112,7 @@ class AnomalyEpisode(BaseModel):
     @computed_field(description="事件段 ID（异常代码@开始时刻）：教师的复核标记按它记录")  # type: ignore[prop-decorator]
     @property
     def episode_id(self) -> str:
-        return episode_id(self.code, self.start)
-
-
-def episode_id(code: str, start: str) -> str:
-    return f"{code}@{start}"
+        return f"{self.code}@{self.start}"
 
 
 class EpisodeReview(BaseModel):

@@ -223,7 +223,7 @@ class SessionEnded(BaseModel):
     stream_name: str
     exam_id: str | None = None
     reason: str
-    ended_at: str
+    ended_at: str | None = None
 
 
 class SubscribeAck(BaseModel):

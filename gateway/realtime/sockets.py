@@ -48,6 +48,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from shared import events as ev
+from shared.api import SessionInfo
 from shared.messages import (
     DeliveryOptions,
     HeartbeatAck,
@@ -250,9 +251,9 @@ class ViewerNamespace(socketio.AsyncNamespace):
         return {"ok": True, "token": token, "expires_at": iso_utc(renewed.expires_at)}
 
     async def _for_teacher(
-        self, sid: str, model: type[Any], data: Any, run: Callable[[Any, Grant], Awaitable[dict]]
+        self, sid: str, model: type[Any], data: Any, run: Callable[[Any, Grant, SessionInfo], Awaitable[dict]]
     ) -> dict:
-        """教师连接对某个会话的请求：校验载荷、核对该连接能看这个会话，然后 ``run(请求, 授权)``；
+        """教师连接对某个会话的请求：校验载荷、核对该连接能看这个会话，然后 ``run(请求, 授权, 会话记录)``；
         任何失败（载荷不合法、不是教师连接、会话不存在、无权查看、Redis 不可用）都是 ``{ok: false, error}``。"""
         try:
             req = model.model_validate(data if data is not None else {})
@@ -266,22 +267,22 @@ class ViewerNamespace(socketio.AsyncNamespace):
             refusal = await self.may_view(sid, req.session_id, info.exam_id)
             if refusal is not None:
                 return {"ok": False, "error": refusal}
-            return await run(req, grant)
+            return await run(req, grant, info)
         except NotFound as exc:
             return {"ok": False, "error": str(exc)}
         except RedisError as exc:
             return {"ok": False, "error": f"server_unavailable: {exc}"}
 
     async def on_monitor_timeline(self, sid: str, data: Any = None) -> dict:
-        async def run(req: TimelineRequest, grant: Grant) -> dict:
+        async def run(req: TimelineRequest, grant: Grant, info: SessionInfo) -> dict:
             await self._record(grant, req.session_id)
-            return (await self.timelines.timeline(req.session_id)).model_dump()
+            return (await self.timelines.timeline(info)).model_dump()
 
         return await self._for_teacher(sid, TimelineRequest, data, run)
 
     async def on_monitor_review(self, sid: str, data: Any = None) -> dict:
-        async def run(req: ReviewRequest, grant: Grant) -> dict:
-            review = await self.timelines.review(req, teacher=grant.teacher)
+        async def run(req: ReviewRequest, grant: Grant, info: SessionInfo) -> dict:
+            review = await self.timelines.review(info, req, teacher=grant.teacher)
             return ReviewAck(ok=True, review=review).model_dump()
 
         return await self._for_teacher(sid, ReviewRequest, data, run)

@@ -80,7 +80,7 @@ class SessionService:
         """结束会话（幂等：已结束的会话返回已保存的报告，并再次结束推流）。"""
         info, report = await self._finalise(session_id, reason)
         ended = SessionEnded(session_id=session_id, stream_name=info.stream_name, exam_id=info.exam_id,
-                             reason=info.end_reason or reason, ended_at=info.ended_at or report.ended_at or "")
+                             reason=info.end_reason or reason, ended_at=info.ended_at)
         # 监控墙（广播房间）与会话页（流房间）：卡片标为已结束，会话页显示定稿的报告
         rooms = [ev.ALL_ROOM, ev.stream_room(info.stream_name)] + ([ev.exam_room(info.exam_id)] if info.exam_id else [])
         await self.sio.emit(ev.SESSION_ENDED, ended.model_dump(), namespace=ev.NS_MONITOR, room=rooms)

@@ -7,8 +7,8 @@
 用法::
 
     timelines = TimelineService(stores, sessions, sio)
-    data = await timelines.timeline(session_id)
-    review = await timelines.review(ReviewRequest(...), teacher="t-01")
+    data = await timelines.timeline(info)
+    review = await timelines.review(info, ReviewRequest(...), teacher="t-01")
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 import socketio
 
 from shared import events as ev
-from shared.api import EpisodeReview, SessionTimeline
+from shared.api import EpisodeReview, SessionInfo, SessionTimeline
 from shared.keys import HISTORY_INTERVAL_S
 from shared.messages import ReviewRequest, iso_utc
 
@@ -33,19 +33,17 @@ class TimelineService:
         self.sessions = sessions
         self.sio = sio
 
-    async def timeline(self, session_id: str) -> SessionTimeline:
-        info = await self.stores.sessions.require(session_id)
-        report = await self.sessions.report(session_id)
+    async def timeline(self, info: SessionInfo) -> SessionTimeline:
+        sid = info.session_id
         return SessionTimeline(
-            session_id=info.session_id, stream_name=info.stream_name, exam_id=info.exam_id, student_id=info.student_id,
-            status=info.status, history=await self.stores.history.columns(session_id),
-            history_interval_s=HISTORY_INTERVAL_S, report=report, reviews=await self.stores.reviews.all(session_id),
+            session_id=sid, stream_name=info.stream_name, exam_id=info.exam_id, student_id=info.student_id,
+            status=info.status, history=await self.stores.history.columns(sid), history_interval_s=HISTORY_INTERVAL_S,
+            report=await self.sessions.report(info.session_id), reviews=await self.stores.reviews.all(sid),
         )
 
-    async def review(self, req: ReviewRequest, teacher: str) -> EpisodeReview:
-        """保存复核标记；会话或事件段不存在（事件段还没结束时也还不在报告里）时 NotFound。"""
-        info = await self.stores.sessions.require(req.session_id)
-        report = await self.sessions.report(req.session_id)
+    async def review(self, info: SessionInfo, req: ReviewRequest, teacher: str) -> EpisodeReview:
+        """保存复核标记；事件段不存在（事件段还没结束时也还不在报告里）时 NotFound。"""
+        report = await self.sessions.report(info.session_id)
         if not any(ep.episode_id == req.episode_id for ep in report.anomalies):
             raise NotFound(f"会话 {req.session_id} 没有已结束的事件段 {req.episode_id}")
         review = EpisodeReview(
