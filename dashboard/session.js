@@ -255,6 +255,7 @@ function drawReport() {
     ["face_present_seconds", "有人脸", fmt(report.face_present_seconds, 0, " 秒")],
     ["attention_mean", "专注度均值", pct(report.attention_mean)],
     ["look_away_seconds", "视线偏离", fmt(report.look_away_seconds, 0, " 秒")],
+    ["looking_down_seconds", "低头", fmt(report.looking_down_seconds, 0, " 秒")],
     ["talking_seconds", "说话", fmt(report.talking_seconds, 0, " 秒")],
     ["multi_face_seconds", "多人", fmt(report.multi_face_seconds, 0, " 秒")],
     ["heart_rate", "心率", hr.mean_bpm == null ? "—" : `均值 ${fmt(hr.mean_bpm, 0)} bpm（${fmt(hr.min_bpm, 0)}–${fmt(hr.max_bpm, 0)}），质量 ${pct(hr.quality_mean)}`],

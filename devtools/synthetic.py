@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 import cv2
@@ -115,16 +116,64 @@ def _noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndar
     return (frame.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
 
 
-def _turned(image: np.ndarray, yaw_deg: float) -> np.ndarray:
-    """把图像看作贴在竖直圆柱面上（半径为宽度的一半），绕竖轴转过 ``yaw_deg``，正交投影回平面。"""
+@lru_cache(maxsize=4)
+def _face_depth(height: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """肖像每个像素离相机的“高度”（像素单位，鼻尖 0、越靠后越负）与转动中心：68 个关键点处取 3-D 平均人脸的深度
+    （按两者的尺度换算），额头、头发与头的轮廓外再加几圈控制点，薄板样条插值成光滑的面（Hassner 等人
+    “Effective face frontalization” 用一个通用 3-D 人脸给照片换姿态，这里同理）。"""
+    from scipy.interpolate import RBFInterpolator
+
+    from workers.analysis.face import FaceDetector
+    from workers.analysis.head_pose import mean_face_68
+    from workers.analysis.landmarks import FaceLandmarker
+
+    portrait = _portrait(height)
+    gray = cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY)
+    marks = FaceLandmarker().locate(gray, FaceDetector().detect(portrait).faces[0]).astype(np.float64)
+    mean = mean_face_68()
+    scale = np.sqrt(((marks - marks.mean(0)) ** 2).sum() / ((mean[:, :2] - mean[:, :2].mean(0)) ** 2).sum())
+    points, heights = [*marks], [*(-mean[:, 2] * scale)]
+    half = (marks[16, 0] - marks[0, 0]) / 2  # 半个脸宽
+    cx, brow_y = (marks[36, 0] + marks[45, 0]) / 2, (marks[19, 1] + marks[24, 1]) / 2
+    # 额头与头顶两圈：正上方在眉后不远，往两侧逐渐退到与脸颊轮廓（平均人脸上约 1.5 个半脸宽）同深
+    for angle in np.linspace(-0.95 * np.pi, -0.05 * np.pi, 9):
+        side = np.cos(angle) ** 2
+        for ring, top, sides in ((1.0, 0.45, 1.5), (1.35, 0.9, 1.8)):
+            points.append((cx + ring * 1.05 * half * np.cos(angle), brow_y + ring * 1.26 * half * np.sin(angle)))
+            heights.append(-(top + (sides - top) * side) * half)
+    for angle in np.linspace(0, 2 * np.pi, 24, endpoint=False):  # 头的外轮廓：在一切之后
+        points.append((cx + 1.7 * half * np.cos(angle), brow_y + 0.3 * half + 1.9 * half * np.sin(angle)))
+        heights.append(-2.0 * half)
+    surface = RBFInterpolator(np.array(points), np.array(heights), kernel="thin_plate_spline", smoothing=1.0)
+    yy, xx = np.mgrid[0 : portrait.shape[0], 0 : portrait.shape[1]]
+    depth = surface(np.c_[xx.ravel(), yy.ravel()]).reshape(portrait.shape[:2])
+    return np.maximum(depth, -2.0 * half).astype(np.float32), (float(cx), float(brow_y + 0.3 * half))
+
+
+def _posed(image: np.ndarray, yaw_deg: float, pitch_deg: float, supersample: int = 3) -> np.ndarray:
+    """把肖像贴在 :func:`_face_depth` 的面上，转到给定姿态（与 :mod:`workers.analysis.head_pose` 同一约定：
+    yaw > 0 鼻尖转向画面左侧，pitch < 0 低头），正交投影回原大小：逐像素（超采样）前向投射，按深度遮挡，空洞补齐。"""
     h, w = image.shape[:2]
-    radius = w / 2.0
-    out_x = (np.arange(w, dtype=np.float32) - radius) / radius
-    theta = np.arcsin(np.clip(out_x, -1.0, 1.0)) - np.radians(yaw_deg)
-    src_x = np.where(np.abs(theta) < np.pi / 2, radius + radius * np.sin(theta), -1.0).astype(np.float32)
-    map_x = np.tile(src_x, (h, 1))
-    map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w))
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    depth, (cx, cy) = _face_depth(h)
+    big = cv2.resize(image, (w * supersample, h * supersample), interpolation=cv2.INTER_LINEAR)
+    z = cv2.resize(depth, (w * supersample, h * supersample), interpolation=cv2.INTER_LINEAR)
+    yy, xx = np.mgrid[0 : h * supersample, 0 : w * supersample].astype(np.float32) / supersample
+    x, y = xx - cx, yy - cy
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    x1, z1 = x * np.cos(yaw) - z * np.sin(yaw), x * np.sin(yaw) + z * np.cos(yaw)
+    y2, z2 = y * np.cos(pitch) - z1 * np.sin(pitch), y * np.sin(pitch) + z1 * np.cos(pitch)
+    ox, oy = np.round(x1 + cx).astype(np.int32), np.round(y2 + cy).astype(np.int32)
+    inside = (ox >= 0) & (ox < w) & (oy >= 0) & (oy < h)
+    order = np.argsort(z2[inside], kind="stable")  # 由远及近写入：近处的覆盖远处的
+    out = np.zeros_like(image)
+    covered = np.zeros((h, w), np.uint8)
+    rows, cols = oy[inside][order], ox[inside][order]
+    out[rows, cols] = big[inside][order]
+    covered[rows, cols] = 1
+    holes = 1 - covered
+    if out.ndim == 2:
+        return cv2.inpaint(out.astype(np.uint8), holes, 3, cv2.INPAINT_TELEA)
+    return cv2.inpaint(out.clip(0, 255).astype(np.uint8), holes, 3, cv2.INPAINT_TELEA)
 
 
 def face_frames(
@@ -141,13 +190,15 @@ def face_frames(
     cover_lower: bool = False,
     second_face: bool = False,
     yaw_deg: float = 0.0,
+    pitch_deg: float = 0.0,
+    center_x: float = 0.5,
 ) -> Iterator[np.ndarray]:
     """真实人脸；``motion`` 时小幅左右/上下移动（周期约 4 秒）。
 
     ``pulse_amplitude`` 是绿色通道的脉搏峰峰值（相对亮度，真实皮肤约 0.2–0.4 %）；``drift`` 是
     慢速光照变化的相对幅度（周期 20 秒）；``cover_lower`` 用手色块遮住脸的下半部（鼻尖以下）；
-    ``second_face`` 在画面左侧加入第二个人；``yaw_deg`` 把肖像按圆柱面转过这个角度（照片不能真的转头：
-    五官挤向一侧，是近似）。
+    ``second_face`` 在画面左侧加入第二个人；``yaw_deg`` / ``pitch_deg`` 把头转到这个姿态（照片贴在 3-D 平均人脸上
+    转动，见 :func:`_posed`）；``center_x``：人在画面中的水平位置（画面宽度的比例）。
     """
     width, height = size
     rng = np.random.default_rng(seed)
@@ -155,9 +206,9 @@ def face_frames(
     portrait_h = int(height * 0.92)
     portrait = _portrait(portrait_h).astype(np.float32)
     skin = _skin_mask(portrait_h)
-    if yaw_deg:
-        portrait = _turned(portrait, yaw_deg)
-        skin = _turned(skin.astype(np.float32), yaw_deg) > 0.5
+    if yaw_deg or pitch_deg:
+        portrait = _posed(portrait, yaw_deg, pitch_deg).astype(np.float32)
+        skin = _posed(skin.astype(np.uint8) * 255, yaw_deg, pitch_deg) > 127
     direction = PULSE_DIRECTION_BGR.astype(np.float32)
     other = cv2.resize(_portrait(portrait_h), None, fx=0.8, fy=0.8).astype(np.float32)
     for i in range(count):
@@ -174,7 +225,7 @@ def face_frames(
             ph, pw = person.shape[:2]
             # 脸位于肖像约 x 0.22–0.55、y 0.20–0.60；鼻尖以下到下巴用手色块遮住
             person[int(ph * 0.41) : int(ph * 0.64), int(pw * 0.19) : int(pw * 0.58)] = (95, 140, 205)
-        cx = width / 2 + (8 * np.sin(2 * np.pi * t / 4.0) if motion else 0.0)
+        cx = width * center_x + (8 * np.sin(2 * np.pi * t / 4.0) if motion else 0.0)
         top = int(height * 0.08 + (3 * np.sin(2 * np.pi * t / 3.0) if motion else 0.0))
         _paste(frame, person, cx, top)
         if drift:
@@ -248,3 +299,28 @@ def bgr_to_i420(image_bgr: np.ndarray) -> np.ndarray:
     import av
 
     return av.VideoFrame.from_ndarray(image_bgr, format="bgr24").reformat(format="yuv420p").to_ndarray()
+
+
+def h264_roundtrip(frames: Iterable[np.ndarray], fps: float = 15.0, crf: int = 28) -> list[np.ndarray]:
+    """画面经 H.264 编码再解码（libx264，``crf`` 越大压缩越狠；摄像头推流的码率下 23–30 常见），得到有压缩失真的画面。"""
+    import av
+
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, round(fps))
+    encoder.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+    decoder = av.CodecContext.create("h264", "r")
+    out: list[np.ndarray] = []
+    for i, image in enumerate([*frames, None]):
+        if image is None:
+            packets = encoder.encode(None)
+        else:
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+            frame.pts = i
+            packets = encoder.encode(frame)
+        for packet in packets:
+            out.extend(f.to_ndarray(format="bgr24") for f in decoder.decode(packet))
+    out.extend(f.to_ndarray(format="bgr24") for f in decoder.decode(None))
+    return out

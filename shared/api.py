@@ -172,6 +172,7 @@ class SessionReport(BaseModel):
     face_present_seconds: float = 0.0
     attention_mean: float | None = Field(None, description="专注度的时间加权均值 0..1")
     look_away_seconds: float = Field(0.0, description="LOOK_AWAY 异常处于报告状态的时长")
+    looking_down_seconds: float = Field(0.0, description="LOOKING_DOWN 异常处于报告状态的时长")
     talking_seconds: float = Field(0.0, description="TALKING 异常处于报告状态的时长")
     multi_face_seconds: float = 0.0
     emotion_distribution: dict[str, float] = Field(

@@ -73,7 +73,7 @@ class Metrics(BaseModel):
     audio: AudioMetrics = Field(default_factory=AudioMetrics)
 
 
-AnomalyCode = Literal["NO_FACE", "MULTI_FACE", "LOOK_AWAY", "OCCLUSION", "TALKING"]
+AnomalyCode = Literal["NO_FACE", "MULTI_FACE", "LOOK_AWAY", "LOOKING_DOWN", "OCCLUSION", "TALKING"]
 Severity = Literal["low", "medium", "high"]
 
 

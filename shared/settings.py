@@ -6,10 +6,13 @@ README.md 的“配置”一节列出了全部变量；新增字段时请同步�
 
 from __future__ import annotations
 
+from typing import get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .messages import AnomalyCode
 
 DEFAULT_SECRETS = frozenset({"change-me", "changeme", "secret", "password", "please-change-me", "dev", "test"})
 
@@ -131,10 +134,13 @@ class Settings(BaseSettings):
     audio_emotion_model: str | None = Field(
         None, description="emotion2vec 模型的本地目录（可选扩展 audio-emotion）；不设置则不做语音情绪"
     )
-    look_away_deg: float = Field(30.0, gt=0, le=90, description="头部偏转超过该角度视为视线偏离")
+    look_away_deg: float = Field(
+        25.0, gt=0, le=90, description="头部相对看屏幕时的姿态左右转过（或抬头超过）该角度视为视线偏离"
+    )
+    looking_down_deg: float = Field(18.0, gt=0, le=90, description="头部相对看屏幕时的姿态低头超过该角度视为低头")
     occlusion_threshold: float = Field(0.3, gt=0, le=1, description="遮挡比例达到该值视为遮挡")
     anomaly_onset_s: str = Field(
-        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,OCCLUSION:2,TALKING:0.5",
+        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,LOOKING_DOWN:3,OCCLUSION:2,TALKING:0.5",
         description="各异常的触发时长（条件持续多久才报告），CODE:秒 逗号分隔",
     )
     anomaly_offset_s: float = Field(1.5, ge=0, description="异常条件消失多久后结束该异常")
@@ -198,7 +204,7 @@ class Settings(BaseSettings):
     @field_validator("anomaly_onset_s")
     @classmethod
     def _onsets(cls, value: str) -> str:
-        known = {"NO_FACE", "MULTI_FACE", "LOOK_AWAY", "OCCLUSION", "TALKING"}
+        known = set(get_args(AnomalyCode))
         for item in filter(None, (x.strip() for x in value.split(","))):
             code, _, seconds = item.partition(":")
             if code not in known:

@@ -26,6 +26,7 @@ from shared.retry import Backoff
 from shared.settings import Settings
 
 from .analysis.face import FaceDetector
+from .analysis.landmarks import FaceLandmarker
 from .coordination.assigner import StreamAssigner
 from .coordination.leases import Leases
 from .lifecycle import stop_on_signals
@@ -68,7 +69,9 @@ class WorkerProcess:
         wake = threading.Event()
         detector = FaceDetector(settings.face_detect_width, settings.face_min_score)
         pacer = AnalysisPacer(1.0 / settings.analysis_fps)
-        self.analysis = AnalysisLoop(registry, detector, self.emotion, self.speech_emotion, outbox, wake, metrics, pacer)
+        self.analysis = AnalysisLoop(
+            registry, detector, FaceLandmarker(), self.emotion, self.speech_emotion, outbox, wake, metrics, pacer
+        )
         self.client_ppg = ClientPpgReader(client, keys, registry.snapshot, self.stop_event)
         leases = Leases(client, keys, self.worker_id, settings.lease_ttl_ms)
         sink = SessionSink(client, keys)

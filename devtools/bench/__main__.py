@@ -1,7 +1,7 @@
 """可复现的基准，输出 JSON。
 
 ``python -m devtools.bench pipeline --streams 4 --seconds 30 --processes 1``
-``python -m devtools.bench accuracy``（见 accuracy.py / scenarios.py / costs.py）
+``python -m devtools.bench accuracy``（见 accuracy.py / scenarios.py / pose.py / costs.py）
 ``python -m devtools.bench soak --minutes 10``（见 soak.py）
 ``python -m devtools.bench throughput --baseline seed``（见 throughput.py：达标的最大路数，与种子设计对比）
 ``python -m devtools.bench fanout``（见 fanout.py：网关扇出，与 Node.js 参照对比）
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）、异常检出率、各分析器开销")
     a.add_argument(
         "--parts",
-        default="rppg,anomalies,costs",
-        help="逗号分隔：rppg, anomalies, costs, browser（Chromium 编码器，实时、较慢）, "
+        default="rppg,anomalies,pose,costs",
+        help="逗号分隔：rppg, anomalies, pose（头部姿态的角度误差）, costs, browser（Chromium 编码器，实时、较慢）, "
         "client（学生端编码前采样，经完整部署与 Chromium 学生端页面，实时、较慢）"
     )
     a.add_argument("--browser-kbps", type=int, default=1500, help="browser / client：学生端的视频码率上限（kbit/s）")
@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> None:
             from .scenarios import bench_anomalies
 
             result["anomalies"] = bench_anomalies(args.seeds)
+        if "pose" in parts:
+            from .pose import bench_pose
+
+            result["pose"] = bench_pose(args.seeds)
         if "costs" in parts:
             from .costs import bench_costs
 

@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 
 from devtools.synthetic import bgr_to_i420, face_frames, speech_pcm
-from workers.analysis.attention import estimate_head_pose
 from workers.analysis.audio import SAMPLE_RATE, AudioActivity
 from workers.analysis.emotion import face_crop, load_fer
 from workers.analysis.face import FaceDetector
+from workers.analysis.head_pose import HeadPoseEstimator
+from workers.analysis.landmarks import FaceLandmarker
 from workers.analysis.occlusion import OcclusionEstimator
 from workers.analysis.ppg import PulseMonitor
 
@@ -34,6 +35,8 @@ def bench_costs(repeat: int = 100) -> dict:
     face = faces.faces[0]
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     occlusion = OcclusionEstimator()
+    landmarker, pose = FaceLandmarker(), HeadPoseEstimator()
+    marks = landmarker.locate(gray, face)
 
     pulse = PulseMonitor()
     pulse.set_face(face.landmarks, faces.image_size)
@@ -62,7 +65,8 @@ def bench_costs(repeat: int = 100) -> dict:
             "ppg_skin_sample": _ms(sample, repeat),
         },
         "ms_per_face": {
-            "head_pose": _ms(lambda: estimate_head_pose(face.landmarks, faces.image_size), repeat),
+            "landmarks_68": _ms(lambda: landmarker.locate(gray, face), repeat),
+            "head_pose": _ms(lambda: pose.estimate(marks, faces.image_size), repeat),
             "occlusion": _ms(lambda: occlusion.update(gray, face.landmarks, True), repeat),
             "emotion_batch_1": emotion_1,
             "emotion_batch_8": round(emotion_8 / 8, 3),

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from devtools.synthetic import empty_frames, face_frames, speech_pcm
-from workers.analysis.attention import project_face
 from workers.analysis.audio import SAMPLE_RATE
-from workers.analysis.face import FaceDetections, FaceDetector
+from workers.analysis.face import FaceDetector
+from workers.analysis.landmarks import FaceLandmarker
 from workers.state.stream_state import StreamState
 from workers.state.vision import Observation
 
@@ -20,18 +20,23 @@ FPS = 15.0
 STEP = 3  # 15 fps 解码、5 fps 分析
 SPEECH_TEXT = "请大家保持安静，考试现在开始，不要交头接耳，认真作答。"
 
-FacesHook = Callable[[float, FaceDetections], FaceDetections]
+@dataclass(frozen=True)
+class Models:
+    """回放用到的模型（与工作进程的分析线程相同）。"""
+
+    detector: FaceDetector
+    landmarker: FaceLandmarker
+
+    @classmethod
+    def load(cls) -> Models:
+        return cls(FaceDetector(), FaceLandmarker())
 
 
 def replay(
-    frames: Iterable[np.ndarray],
-    detector: FaceDetector,
-    audio: np.ndarray | None = None,
-    faces_hook: FacesHook | None = None,
+    frames: Iterable[np.ndarray], models: Models, audio: np.ndarray | None = None
 ) -> tuple[StreamState, list[dict]]:
-    """逐帧回放，返回状态对象与每次分析后的时间线 ``{t, codes, multi, occlusion, yaw, talking}``。
-
-    ``audio``：16 kHz 单声道 int16，与画面同步送入；``faces_hook(t, faces)`` 可替换检测结果（如投影关键点）。"""
+    """逐帧回放，返回状态对象与每次分析后的时间线 ``{t, codes, multi, occlusion, yaw, pitch, talking}``
+    （``yaw`` / ``pitch``：相对学到的中立姿态）。``audio``：16 kHz 单声道 int16，与画面同步送入。"""
     tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=1.0 / (FPS / STEP))
     timeline = []
     fed = 0
@@ -44,11 +49,10 @@ def replay(
                 fed = upto
         if i % STEP:
             continue
-        faces = tracker.vision.face_tracker.detect(detector, image, t)
-        if faces_hook is not None:
-            faces = faces_hook(t, faces)
+        faces = tracker.vision.face_tracker.detect(models.detector, image, t)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray), t)
+        marks = models.landmarker.locate(gray, faces.faces[0]) if faces.faces else None
+        tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray, landmarks=marks), t)
         pose = tracker.vision.attention.pose if tracker.vision.attention else None
         audio_state = tracker.audio.current(t)
         timeline.append(
@@ -58,6 +62,7 @@ def replay(
                 "multi": tracker.multi_face_secs,
                 "occlusion": tracker.vision.occlusion_ratio,
                 "yaw": None if pose is None else pose.yaw,
+                "pitch": None if pose is None else pose.pitch,
                 "talking": bool(audio_state and audio_state.talking),
             }
         )
@@ -66,21 +71,6 @@ def replay(
 
 def first_time(timeline: list[dict], code: str, after: float = 0.0) -> float | None:
     return next((p["t"] for p in timeline if p["t"] >= after and code in p["codes"]), None)
-
-
-def turned_faces(yaw_deg: float, after_s: float) -> FacesHook:
-    """``after_s`` 之后把主人脸的关键点换成 3-D 模板转过 ``yaw_deg`` 度后的投影（真实照片无法转头）。"""
-
-    def hook(t: float, faces: FaceDetections) -> FaceDetections:
-        if t < after_s or not faces.faces:
-            return faces
-        main = faces.faces[0]
-        points = project_face(yaw_deg, 0.0, 0.0, faces.image_size).astype(np.float32)
-        center = np.array([main.box[0] + main.box[2] / 2, main.box[1] + main.box[3] / 2], np.float32)
-        points += center - points.mean(axis=0)
-        return replace(faces, faces=(replace(main, landmarks=points), *faces.faces[1:]))
-
-    return hook
 
 
 def _hiss(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -95,7 +85,6 @@ class Scenario:
     end_s: float  # 条件结束的时刻（片段长度或语音结束）
     frames: list[np.ndarray]
     audio: np.ndarray | None = None
-    faces_hook: FacesHook | None = None
 
 
 def scenarios(seed: int, motion: bool, speech: np.ndarray, lead_s: float = 4.0, hold_s: float = 10.0) -> list[Scenario]:
@@ -114,9 +103,8 @@ def scenarios(seed: int, motion: bool, speech: np.ndarray, lead_s: float = 4.0, 
         Scenario("second_person", "MULTI_FACE", lead_s, total, normal(n_lead) + normal(n_hold, second_face=True)),
         Scenario("face_leaves", "NO_FACE", lead_s, total, normal(n_lead) + list(empty_frames(n_hold, FPS, seed=seed))),
         Scenario("lower_face_covered", "OCCLUSION", lead_s, total, normal(n_lead) + normal(n_hold, cover_lower=True)),
-        Scenario(
-            "turned_40deg", "LOOK_AWAY", lead_s, total, normal(n_lead + n_hold), faces_hook=turned_faces(40.0, lead_s)
-        ),
+        Scenario("turned_40deg", "LOOK_AWAY", lead_s, total, normal(n_lead) + normal(n_hold, yaw_deg=40.0)),
+        Scenario("looking_down_35deg", "LOOKING_DOWN", lead_s, total, normal(n_lead) + normal(n_hold, pitch_deg=-35.0)),
         Scenario(
             "speech",
             "TALKING",
@@ -130,7 +118,7 @@ def scenarios(seed: int, motion: bool, speech: np.ndarray, lead_s: float = 4.0, 
 
 def bench_anomalies(seeds: int = 3) -> dict:
     """每种异常 ``2 * seeds`` 个场景（静止/运动 × 种子）：检出率、检出延迟、条件期间的报告比例；正常场景的误报比例。"""
-    detector = FaceDetector()
+    models = Models.load()
     speech = speech_pcm(SPEECH_TEXT)
     per_code: dict[str, list[dict]] = {}
     false_alarm: dict[str, float] = {}
@@ -138,7 +126,7 @@ def bench_anomalies(seeds: int = 3) -> dict:
     for seed in range(seeds):
         for motion in (False, True):
             for sc in scenarios(seed, motion, speech):
-                _, timeline = replay(sc.frames, detector, sc.audio, sc.faces_hook)
+                _, timeline = replay(sc.frames, models, sc.audio)
                 if sc.code is None:
                     normal_points += len(timeline)
                     for p in timeline:

@@ -1,12 +1,11 @@
 """``make run`` 的演示考生：按一份考试脚本合成的真实人脸片段（带脉搏与音轨），循环推成 RTSP 流并建会话。
 
-脚本（:data:`SCRIPT`）是五对“作答 4 秒 + 一种情况 8 秒”：有人过来、离开座位、说话、转头、遮住脸。所有考生推同一个片段，
+脚本（:data:`SCRIPT`）是六对“作答 4 秒 + 一种情况 8 秒”：有人过来、离开座位、说话、转头、低头、遮住脸。所有考生推同一个片段，
 第 i 个从第 i 对开始（每对的开头是关键帧，``-c copy`` 也能从那里开始），所以各考生在同一时刻做着不同的事，
 流开始后十来秒内墙上就有每种异常。片段在第一次运行时生成（约 15 秒，与网关、工作进程的启动同时进行），
 缓存在 ``.devstack/clips``；改了脚本就改 :data:`SCRIPT_VERSION`。
 
-“转头”是把照片按圆柱面转过 50 度的近似（照片不能真的转头）；目前的姿态估计只用检测器的 5 个关键点，
-对这种画面会低估转角，所以这一段不一定报 LOOK_AWAY。
+“转头”“低头”是把照片贴在 3-D 平均人脸上转到 yaw 50° / pitch -35°（``devtools.synthetic._posed``）。
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ from .servers import ClipPublisher, RtspServer, encode_clip
 log = logging.getLogger("devstack")
 
 FPS = 15.0
-SCRIPT_VERSION = 3
+SCRIPT_VERSION = 4
 ANSWERING_S = 4.0
 ACTION_S = 8.0
 PAIR_S = ANSWERING_S + ACTION_S
-SCRIPT = ("second_person", "leaves", "talks", "turns_away", "covers_face")
+SCRIPT = ("second_person", "leaves", "talks", "turns_away", "looks_down", "covers_face")
 HEART_RATE_BPM = 70.0
 # 高质量编码、关闭 AQ：x264 默认的 AQ 会把皮肤上约 0.3% 的脉搏变化量化掉（见 README 的 rPPG 一节）。
 # 关键帧每 2 秒一个：RTSP 的读取端要从关键帧开始解码，工作进程中途连上时至多等这么久；每对的开头都是关键帧
@@ -45,7 +44,7 @@ def _segment(kind: str, seconds: float, offset_s: float, pulse: PulseTrack) -> I
     if kind == "leaves":
         return empty_frames(count, FPS)
     options = {"second_person": {"second_face": True}, "turns_away": {"yaw_deg": 50.0},
-               "covers_face": {"cover_lower": True}}.get(kind, {})  # fmt: skip
+               "looks_down": {"pitch_deg": -35.0}, "covers_face": {"cover_lower": True}}.get(kind, {})  # fmt: skip
     shifted = PulseTrack(pulse.times - offset_s, pulse.values, pulse.beat_times - offset_s)  # 每段的帧从 0 计时
     return face_frames(count, FPS, pulse=shifted, **options)  # type: ignore[arg-type]
 

@@ -61,6 +61,7 @@ def build_report(
         face_present_seconds=round(nums.get("face_s", 0.0), 1),
         attention_mean=_ratio(nums.get("attention_weighted", 0.0), nums.get("attention_s", 0.0)),
         look_away_seconds=round(nums.get("look_away_s", 0.0), 1),
+        looking_down_seconds=round(nums.get("looking_down_s", 0.0), 1),
         talking_seconds=round(nums.get("talking_s", 0.0), 1),
         multi_face_seconds=round(nums.get("multi_face_s", 0.0), 1),
         emotion_distribution={

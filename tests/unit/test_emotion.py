@@ -21,6 +21,7 @@ from workers.analysis.emotion import (
     summarize,
 )
 from workers.analysis.face import FaceDetector
+from workers.analysis.head_pose import HeadPoseEstimator
 from workers.models.emotion import EmotionService
 from workers.state.vision import Observation, VisionState
 
@@ -82,7 +83,7 @@ def test_auto_picks_deepface_when_its_weights_exist(
 
 def test_facial_emotion_runs_every_other_analysed_frame_and_restarts_when_the_face_returns() -> None:
     detector = FaceDetector()
-    vision = VisionState()
+    vision = VisionState(HeadPoseEstimator())
     faces = detector.detect(next(face_frames(1)))
     probs = np.full(7, 1 / 7, np.float32)
     due = []

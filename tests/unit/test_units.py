@@ -18,8 +18,9 @@ from shared.settings import Settings
 from shared.streams import make_stream_name, parse_stream_name, reader_url
 from tests.helpers import JOB
 from workers.analysis.anomalies import AnomalyPolicy, AnomalyTracker
-from workers.analysis.attention import attention_from_pose, estimate_head_pose, project_face
+from workers.analysis.attention import GazeRule, NeutralPose, attention_from_pose
 from workers.analysis.face import Face, FaceDetections, FaceDetector
+from workers.analysis.head_pose import HeadPose, HeadPoseEstimator
 from workers.analysis.ppg import PpgResult
 from workers.coordination.balance import PeerLoad, plan_claims, plan_release
 from workers.output.events import build_emotion_event, build_heart_rate_event, build_monitor_update
@@ -221,29 +222,58 @@ def test_anomaly_hysteresis_severity_and_episodes() -> None:
     assert tracker.update({"NO_FACE": None}, t) == []  # 无法判断时保持状态
 
 
-def test_head_pose_recovers_projected_angles_and_frontal_face() -> None:
-    for yaw, pitch in [(40, 0), (-40, 0), (0, 20), (25, -10)]:
-        pose = estimate_head_pose(project_face(yaw, pitch, 0, (640, 360)), (640, 360))
-        assert pose is not None and abs(pose.yaw - yaw) < 5 and abs(pose.pitch - pitch) < 5
-    face = FaceDetector().detect(next(face_frames(1))).faces[0]
-    frontal = estimate_head_pose(face.landmarks, (640, 360))
-    assert frontal is not None and abs(frontal.yaw) < 15 and abs(frontal.pitch) < 15
-    good = attention_from_pose(frontal, face.score, 40.0)
-    turned = attention_from_pose(estimate_head_pose(project_face(40, 0, 0, (640, 360)), (640, 360)), 0.9, 40.0)
-    gone = attention_from_pose(None, None, 0.0)
-    assert good.score == 1.0 and 0 < turned.score < 0.5 and gone.score == 0.0
+def test_head_pose_solver_recovers_projected_angles() -> None:
+    """求解器本身：平均人脸按已知角度投影的 68 点（像素上的精度见 tests/integration/test_head_pose.py）。"""
+    estimator = HeadPoseEstimator()
+    for yaw, pitch in [(0, 0), (40, 0), (-40, 0), (0, 20), (0, -35), (25, -10)]:
+        pose = estimator.estimate(estimator.project(yaw, pitch, 0, (640, 360)), (640, 360))
+        assert pose is not None and abs(pose.yaw - yaw) < 1 and abs(pose.pitch - pitch) < 1 and pose.reprojection_px < 0.5
+    assert estimator.estimate(np.zeros((68, 2)), (640, 360)) is None  # 退化的关键点
+
+
+def test_neutral_pose_is_learnt_from_steady_frames_and_turns_are_relative_to_it() -> None:
+    neutral = NeutralPose(frames=5)
+    for yaw in (-40, -38, -39, 10, -41):  # 中途转开：重新计数
+        neutral.learn(HeadPose(yaw, 5.0, 0.0, 1.0))
+    assert not neutral.learnt
+    for yaw in (-40, -38, -39, -42):  # 与转开之后的 -41 凑满 5 次
+        neutral.learn(HeadPose(yaw, 5.0, 0.0, 1.0))
+    assert neutral.learnt and neutral.yaw == pytest.approx(-40.0) and neutral.pitch == pytest.approx(5.0)
+    neutral.learn(HeadPose(0.0, 0.0, 0.0, 1.0))  # 学到之后不再改变
+    assert neutral.yaw == pytest.approx(-40.0)
+    screen = neutral.relative(HeadPose(-40.0, 5.0, 0.0, 1.0))
+    assert (screen.yaw, screen.pitch) == (0.0, 0.0)
+    rule = GazeRule(look_away_deg=25.0, looking_down_deg=18.0)
+    assert rule.conditions(screen, True) == {"LOOK_AWAY": False, "LOOKING_DOWN": False}
+    assert rule.conditions(screen, False) == {"LOOK_AWAY": None, "LOOKING_DOWN": None}  # 还没学到：无法判断
+    turned = neutral.relative(HeadPose(-10.0, 5.0, 0.0, 1.0))  # 转向相机：离开屏幕 30°
+    assert rule.conditions(turned, True) == {"LOOK_AWAY": True, "LOOKING_DOWN": False}
+    down = neutral.relative(HeadPose(-40.0, -20.0, 0.0, 1.0))
+    assert rule.conditions(down, True) == {"LOOK_AWAY": False, "LOOKING_DOWN": True}
+    too_far = NeutralPose(frames=2)
+    for _ in range(3):
+        too_far.learn(HeadPose(70.0, 0.0, 0.0, 1.0))  # 这不是看屏幕的姿态
+    assert not too_far.learnt
+    good = attention_from_pose(screen, 0.9, 60.0)
+    away = attention_from_pose(turned, 0.9, 60.0)
+    assert good.score == 1.0 and 0 < away.score < 0.6 and attention_from_pose(None, None, 0.0).score == 0.0
 
 
 def test_tracker_reports_look_away_only_after_it_persists() -> None:
-    tracker = StreamState(0.4, 0.2, look_away_deg=30)
-    turned = project_face(40, 0, 0, (640, 360)).astype(np.float32)
-    face = Face(box=(280.0, 120.0, 90.0, 110.0), score=0.9, landmarks=turned)
+    estimator = HeadPoseEstimator()
+    tracker = StreamState(0.4, 0.2, pose_estimator=estimator)
+    face = Face(box=(280.0, 120.0, 90.0, 110.0), score=0.9, landmarks=np.zeros((5, 2), np.float32))
     dets = FaceDetections(faces=(face,), image_size=(640, 360))
     codes = []
-    for i in range(20):  # 4 秒
-        tracker.observe(_obs(dets, i * 0.2), i * 0.2)
+    for i in range(35):  # 2 秒正对（学到中立姿态），之后转开 40°
+        points = estimator.project(0.0 if i < 10 else 40.0, 0, 0, (640, 360)).astype(np.float32)
+        t = i * 0.2
+        tracker.observe(Observation(dets, t, 1.7e9 + t, landmarks=points), t)
         codes.append([a.code for a in tracker.active])
-    assert codes[10] == [] and codes[16] == ["LOOK_AWAY"]
+    assert tracker.vision.neutral.learnt
+    # 2.0 s 转开：按最近 5 次的中位数判定（晚 2 次分析，0.4 s），再持续 3 秒才报告
+    first = next(i for i, c in enumerate(codes) if c)
+    assert codes[first] == ["LOOK_AWAY"] and 2.0 + 3.0 <= first * 0.2 <= 2.0 + 3.0 + 0.6, first
     assert tracker.attention_score is not None and tracker.attention_score < 0.5
 
 

@@ -32,6 +32,7 @@ DEFAULT_POLICIES = {
     "NO_FACE": AnomalyPolicy(onset_s=2.0),
     "MULTI_FACE": AnomalyPolicy(onset_s=1.0),
     "LOOK_AWAY": AnomalyPolicy(onset_s=3.0),
+    "LOOKING_DOWN": AnomalyPolicy(onset_s=3.0),
     "OCCLUSION": AnomalyPolicy(onset_s=2.0),
     "TALKING": AnomalyPolicy(onset_s=0.5, offset_s=2.0),
 }

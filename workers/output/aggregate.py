@@ -101,6 +101,8 @@ class SessionAggregator:
                 d.add("attention_s", step)
             if "LOOK_AWAY" in codes:
                 d.add("look_away_s", step)
+            if "LOOKING_DOWN" in codes:
+                d.add("looking_down_s", step)
             if "TALKING" in codes:
                 d.add("talking_s", step)
             if m.face.multi_face_secs is not None:

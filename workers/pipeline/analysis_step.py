@@ -1,7 +1,8 @@
 """分析线程（每进程一个）：一帧变成指标的地方。
 
 每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧
--> 逐帧人脸检测（多数帧只在上一帧人脸附近，``FaceTracker``）-> 到了情绪时间的各流主人脸合成一批做一次情绪推理
+-> 逐帧人脸检测（多数帧只在上一帧人脸附近，``FaceTracker``）-> 主人脸的 68 个关键点（头部姿态用）
+-> 到了情绪时间的各流主人脸合成一批做一次情绪推理
 -> 并入各流状态（``StreamState.observe``）-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..analysis.emotion import face_crop
 from ..analysis.face import FaceDetections, FaceDetector
+from ..analysis.landmarks import FaceLandmarker
 from ..models.emotion import EmotionService
 from ..models.speech import SpeechEmotionService
 from ..output.outbox import Outbox
@@ -41,6 +43,7 @@ class AnalysisLoop(threading.Thread):
         self,
         registry: ConsumerRegistry,
         detector: FaceDetector,
+        landmarker: FaceLandmarker,
         emotion: EmotionService,
         speech_emotion: SpeechEmotionService,
         outbox: Outbox,
@@ -52,6 +55,7 @@ class AnalysisLoop(threading.Thread):
         self.metrics = metrics
         self.registry = registry
         self.detector = detector
+        self.landmarker = landmarker
         self.emotion = emotion
         self.speech_emotion = speech_emotion
         self.outbox = outbox
@@ -86,7 +90,8 @@ class AnalysisLoop(threading.Thread):
         emotions = self._emotions(batch, grays)
         now = time.monotonic()
         for (consumer, frame, faces), gray, probs in zip(batch, grays, emotions):
-            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray)
+            marks = self._landmarks(faces, gray)
+            obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray, landmarks=marks)
             consumer.state.observe(obs, now)
         now = time.monotonic()
         for consumer, _, _ in batch:
@@ -119,6 +124,19 @@ class AnalysisLoop(threading.Thread):
                 log.exception("face detection failed on %s", consumer.name)
             self.metrics.stage_seconds.labels("detect").observe(time.perf_counter() - started)
         return batch, False
+
+    def _landmarks(self, faces: FaceDetections, gray: np.ndarray | None) -> np.ndarray | None:
+        if not faces.faces or gray is None:
+            return None
+        started = time.perf_counter()
+        try:
+            return self.landmarker.locate(gray, faces.faces[0])
+        except Exception:  # noqa: BLE001 - 关键点出错时这一帧没有姿态，其余分析照常
+            self.metrics.inference_errors.labels("landmarks").inc()
+            log.exception("landmark prediction failed")
+            return None
+        finally:
+            self.metrics.stage_seconds.labels("landmarks").observe(time.perf_counter() - started)
 
     def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
         if not self.speech_emotion.ready:

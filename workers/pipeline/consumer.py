@@ -11,6 +11,7 @@ from shared.settings import Settings
 from shared.streams import reader_url
 
 from ..analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
+from ..analysis.attention import GazeRule
 from ..output.aggregate import Deltas, SessionAggregator
 from ..state.stream_state import StreamState
 from .frames import Frame, FrameSlot
@@ -43,7 +44,7 @@ class StreamConsumer:
             publish_interval_s=settings.monitor_interval_ms / 1000.0,
             analysis_interval_s=1.0 / settings.analysis_fps,
             policies=anomaly_policies(settings),
-            look_away_deg=settings.look_away_deg,
+            gaze=GazeRule(settings.look_away_deg, settings.looking_down_deg),
             occlusion_threshold=settings.occlusion_threshold,
         )
         self.ingest = RtspIngest(

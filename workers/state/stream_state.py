@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 from ..analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
+from ..analysis.attention import GazeRule
+from ..analysis.head_pose import HeadPoseEstimator
 from ..analysis.ppg import PpgResult
 from .audio import AudioTrack
 from .pulse import PulseState, Roi
@@ -22,10 +24,11 @@ class StreamState:
         publish_interval_s: float,
         analysis_interval_s: float,
         policies: dict[str, AnomalyPolicy] | None = None,
-        look_away_deg: float = 30.0,
+        gaze: GazeRule | None = None,
         occlusion_threshold: float = 0.3,
+        pose_estimator: HeadPoseEstimator | None = None,
     ) -> None:
-        self.vision = VisionState(look_away_deg, occlusion_threshold)
+        self.vision = VisionState(pose_estimator or HeadPoseEstimator(), gaze, occlusion_threshold)
         self.pulse = PulseState()
         self.audio = AudioTrack()
         self.throttle = PublishThrottle(publish_interval_s, analysis_interval_s)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.attention import Attention, HeadPose, attention_from_pose, estimate_head_pose
+from ..analysis.attention import Attention, GazeRule, NeutralPose, attention_from_pose, median_pose
 from ..analysis.emotion import EmotionEstimate, summarize
 from ..analysis.face import Face, FaceDetections
 from ..analysis.face_tracking import FaceTracker
+from ..analysis.head_pose import HeadPose, HeadPoseEstimator
 from ..analysis.occlusion import OcclusionEstimator
 
 
@@ -23,6 +24,7 @@ class Observation:
     frame_wall_time: float  # unix 秒
     emotion: np.ndarray | None = None  # 主人脸的情绪概率（未计算时 None）
     gray: np.ndarray | None = None  # 所分析帧的灰度图（遮挡估计用）
+    landmarks: np.ndarray | None = None  # 主人脸的 68 个关键点（:mod:`..analysis.landmarks`；没有人脸时 None）
 
     @property
     def main_face(self) -> Face | None:
@@ -43,9 +45,14 @@ class VisionState:
     FRONTAL_YAW_DEG = 25.0
     FRONTAL_PITCH_DEG = 20.0
     FACE_GONE_RESET_S = 2.0
+    POSE_MEDIAN_FRAMES = 5  # 视线类异常按最近这么多次分析（5 fps 时 1 秒）的姿态中位数判定
 
-    def __init__(self, look_away_deg: float = 30.0, occlusion_threshold: float = 0.3) -> None:
-        self.look_away_deg = look_away_deg
+    def __init__(
+        self, pose_estimator: HeadPoseEstimator, gaze: GazeRule | None = None, occlusion_threshold: float = 0.3
+    ) -> None:
+        self.pose_estimator = pose_estimator
+        self.gaze = gaze or GazeRule()
+        self.neutral = NeutralPose()
         self.occlusion_threshold = occlusion_threshold
         self.occlusion = OcclusionEstimator()
         self.face_tracker = FaceTracker()  # 检测之前：这一路下一帧在哪块检测
@@ -54,6 +61,8 @@ class VisionState:
         self.latest: Observation | None = None
         self.multi_face_secs = 0.0
         self.attention: Attention | None = None
+        self.camera_pose: HeadPose | None = None  # 主人脸相对相机的姿态
+        self._recent_poses: deque[HeadPose] = deque(maxlen=self.POSE_MEDIAN_FRAMES)  # 相对中立姿态
         self.attention_score: float | None = None
         self._emotion: np.ndarray | None = None
         self._emotion_at: float | None = None  # 上次情绪推理的那一帧的时刻
@@ -70,24 +79,37 @@ class VisionState:
         self._update_attention(obs, main)
         self._update_emotion(obs, main)
         assert self.attention is not None
-        pose = self.attention.pose
         return {
             "NO_FACE": main is None,
             "MULTI_FACE": obs.faces.count > 1,
-            "LOOK_AWAY": None if pose is None else math.hypot(pose.yaw, pose.pitch) > self.look_away_deg,
-            "OCCLUSION": self._update_occlusion(obs, main, pose),
+            **self.gaze.conditions(self._gaze_pose(), self.neutral.learnt),
+            "OCCLUSION": self._update_occlusion(obs, main, self.camera_pose),
         }
 
     def _update_attention(self, obs: Observation, main: Face | None) -> None:
-        if main is not None:
-            pose = estimate_head_pose(main.landmarks, obs.faces.image_size)
-            eye_dist = float(np.linalg.norm(main.landmarks[1] - main.landmarks[0]))
-            self.attention = attention_from_pose(pose, main.score, eye_dist)
+        pose = None
+        if main is not None and obs.landmarks is not None:
+            pose = self.pose_estimator.estimate(obs.landmarks, obs.faces.image_size)
+        self.camera_pose = pose
+        if pose is not None and main is not None and obs.landmarks is not None:
+            self.neutral.learn(pose)
+            eye_dist = float(np.linalg.norm(obs.landmarks[45] - obs.landmarks[36]))
+            relative = self.neutral.relative(pose)
+            self._recent_poses.append(relative)
+            self.attention = attention_from_pose(relative, main.score, eye_dist)
         else:
             self.attention = attention_from_pose(None, None, 0.0)
+            if main is None:
+                self._recent_poses.clear()
         a = self.ATTENTION_SMOOTHING
         score = self.attention.score
         self.attention_score = score if self.attention_score is None else (1 - a) * self.attention_score + a * score
+
+    def _gaze_pose(self) -> HeadPose | None:
+        """视线类异常用的姿态：这一帧有姿态时取最近几次的中位数，没有时无法判断。"""
+        if self.attention is None or self.attention.pose is None:
+            return None
+        return median_pose(self._recent_poses)
 
     def emotion_due(self, t: float, analysis_interval_s: float) -> bool:
         """时刻 ``t`` 的帧要不要做情绪推理（允许半个分析间隔的帧到达抖动）。"""

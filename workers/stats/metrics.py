@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 STAGE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 # 帧 -> 事件延迟的桶（秒）：目标在 0.2 秒以内，过载时可达数秒
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
-STAGES = ("decode", "detect", "emotion", "rppg", "publish")
+STAGES = ("decode", "detect", "landmarks", "emotion", "rppg", "publish")
 
 
 class WorkerMetrics:
@@ -34,7 +34,7 @@ class WorkerMetrics:
         self.reconnects = Counter("proctor_worker_stream_reconnects_total", "拉流重连次数", registry=registry)
         self.stage_seconds = Histogram(
             "proctor_worker_stage_duration_seconds",
-            "各阶段的耗时（decode 每包、detect 每帧、emotion 每批、rppg 每次估计、publish 每批）",
+            "各阶段的耗时（decode 每包、detect 每帧、landmarks 每张主人脸、emotion 每批、rppg 每次估计、publish 每批）",
             ["stage"], buckets=STAGE_BUCKETS, registry=registry,
         )
         self.frame_to_event = Histogram(
