@@ -7,6 +7,7 @@ export const ANOMALY_TEXT = {
   LOOKING_DOWN: "低头",
   OCCLUSION: "遮挡",
   TALKING: "说话",
+  IDENTITY_CHANGED: "换人",
 };
 export const SEVERITY_TEXT = { low: "轻", medium: "中", high: "重" };
 export const EMOTION_TEXT = {

@@ -256,6 +256,7 @@ function drawReport() {
     ["attention_mean", "专注度均值", pct(report.attention_mean)],
     ["look_away_seconds", "视线偏离", fmt(report.look_away_seconds, 0, " 秒")],
     ["looking_down_seconds", "低头", fmt(report.looking_down_seconds, 0, " 秒")],
+    ["identity_held", "始终是本人", report.identity_held === null ? "未登记" : report.identity_held ? "是" : "否（换过人）"],
     ["talking_seconds", "说话", fmt(report.talking_seconds, 0, " 秒")],
     ["multi_face_seconds", "多人", fmt(report.multi_face_seconds, 0, " 秒")],
     ["heart_rate", "心率", hr.mean_bpm == null ? "—" : `均值 ${fmt(hr.mean_bpm, 0)} bpm（${fmt(hr.min_bpm, 0)}–${fmt(hr.max_bpm, 0)}），质量 ${pct(hr.quality_mean)}`],

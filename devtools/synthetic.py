@@ -75,19 +75,46 @@ def _background(width: int, height: int) -> np.ndarray:
     return bg.clip(0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=4)
-def _portrait(height: int) -> np.ndarray:
-    """astronaut 照片的头肩部分（BGR），缩放到给定高度。"""
-    rgb = data.astronaut()[10:280, 120:390]
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+# 可用的考生照片：skimage 的 astronaut 与 insightface 轮子 t1.jpg 里的六个人
+PEOPLE = ("astronaut", *(f"t1-{i}" for i in range(6)))
+
+
+def _group_photo() -> np.ndarray:
+    """insightface 轮子自带的六人合影 t1.jpg（BGR；只读数据文件，不导入 insightface）。"""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("insightface")
+    assert spec is not None and spec.submodule_search_locations, "需要 insightface 包（make test 会安装）"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "images" / "t1.jpg"
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image
+
+
+@lru_cache(maxsize=8)
+def _portrait(height: int, person: str = "astronaut") -> np.ndarray:
+    """一个人的头肩部分（BGR），缩放到给定高度。``person`` 见 :data:`PEOPLE`。"""
+    if person == "astronaut":
+        bgr = cv2.cvtColor(data.astronaut()[10:280, 120:390], cv2.COLOR_RGB2BGR)
+    else:
+        from workers.analysis.face import FaceDetector
+
+        photo = _group_photo()
+        faces = sorted(FaceDetector(detect_width=1280).detect(photo).faces, key=lambda f: f.box[0])
+        x, y, w, h = faces[int(person.removeprefix("t1-"))].box
+        side = 2.5 * w  # 与 astronaut 肖像里脸的比例相近（脸宽约占 0.4）
+        cx, cy = x + w / 2, y + 0.75 * h
+        x0, y0 = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
+        bgr = photo[y0 : y0 + round(side), x0 : x0 + round(side)]
     scale = height / bgr.shape[0]
-    return cv2.resize(bgr, (round(bgr.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(bgr, (round(bgr.shape[1] * scale), height), interpolation=cv2.INTER_CUBIC)
 
 
-@lru_cache(maxsize=4)
-def _skin_mask(height: int) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _skin_mask(height: int, person: str = "astronaut") -> np.ndarray:
     """肖像中皮肤像素（YCrCb 阈值 + 腐蚀），布尔数组。"""
-    ycrcb = cv2.cvtColor(_portrait(height), cv2.COLOR_BGR2YCrCb)
+    ycrcb = cv2.cvtColor(_portrait(height, person), cv2.COLOR_BGR2YCrCb)
     mask = cv2.inRange(ycrcb, (40, 138, 80), (240, 175, 125))
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
     mask[: int(mask.shape[0] * 0.25)] = 0  # 去掉与肤色相近的头发
@@ -116,20 +143,42 @@ def _noisy(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndar
     return (frame.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=4)
-def _face_depth(height: int) -> tuple[np.ndarray, tuple[float, float]]:
+@lru_cache(maxsize=8)
+def _portrait_landmarks(height: int, person: str = "astronaut") -> np.ndarray:
+    """肖像上的 68 个关键点（与工作进程同一个检测器与预测器）。"""
+    from workers.analysis.face import FaceDetector
+    from workers.analysis.landmarks import FaceLandmarker
+
+    portrait = _portrait(height, person)
+    gray = cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY)
+    return FaceLandmarker().locate(gray, FaceDetector().detect(portrait).faces[0]).astype(np.float64)
+
+
+def _glasses(portrait: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """在眼睛周围画一副深色细框眼镜（两个镜框加鼻梁）。"""
+    out = portrait.copy()
+    eye_dist = float(np.linalg.norm(marks[45] - marks[36]))
+    thickness = max(2, round(eye_dist / 30))
+    centers = [marks[36:42].mean(axis=0), marks[42:48].mean(axis=0)]
+    axes = (round(eye_dist * 0.24), round(eye_dist * 0.17))
+    for c in centers:
+        cv2.ellipse(out, (round(c[0]), round(c[1])), axes, 0, 0, 360, (30, 30, 30), thickness, cv2.LINE_AA)
+    inner = [(round(centers[0][0] + axes[0]), round(centers[0][1])), (round(centers[1][0] - axes[0]), round(centers[1][1]))]
+    cv2.line(out, inner[0], inner[1], (30, 30, 30), thickness, cv2.LINE_AA)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _face_depth(height: int, person: str = "astronaut") -> tuple[np.ndarray, tuple[float, float]]:
     """肖像每个像素离相机的“高度”（像素单位，鼻尖 0、越靠后越负）与转动中心：68 个关键点处取 3-D 平均人脸的深度
     （按两者的尺度换算），额头、头发与头的轮廓外再加几圈控制点，薄板样条插值成光滑的面（Hassner 等人
     “Effective face frontalization” 用一个通用 3-D 人脸给照片换姿态，这里同理）。"""
     from scipy.interpolate import RBFInterpolator
 
-    from workers.analysis.face import FaceDetector
     from workers.analysis.head_pose import mean_face_68
-    from workers.analysis.landmarks import FaceLandmarker
 
-    portrait = _portrait(height)
-    gray = cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY)
-    marks = FaceLandmarker().locate(gray, FaceDetector().detect(portrait).faces[0]).astype(np.float64)
+    portrait = _portrait(height, person)
+    marks = _portrait_landmarks(height, person)
     mean = mean_face_68()
     scale = np.sqrt(((marks - marks.mean(0)) ** 2).sum() / ((mean[:, :2] - mean[:, :2].mean(0)) ** 2).sum())
     points, heights = [*marks], [*(-mean[:, 2] * scale)]
@@ -150,11 +199,13 @@ def _face_depth(height: int) -> tuple[np.ndarray, tuple[float, float]]:
     return np.maximum(depth, -2.0 * half).astype(np.float32), (float(cx), float(brow_y + 0.3 * half))
 
 
-def _posed(image: np.ndarray, yaw_deg: float, pitch_deg: float, supersample: int = 3) -> np.ndarray:
+def _posed(
+    image: np.ndarray, yaw_deg: float, pitch_deg: float, person: str = "astronaut", supersample: int = 3
+) -> np.ndarray:
     """把肖像贴在 :func:`_face_depth` 的面上，转到给定姿态（与 :mod:`workers.analysis.head_pose` 同一约定：
     yaw > 0 鼻尖转向画面左侧，pitch < 0 低头），正交投影回原大小：逐像素（超采样）前向投射，按深度遮挡，空洞补齐。"""
     h, w = image.shape[:2]
-    depth, (cx, cy) = _face_depth(h)
+    depth, (cx, cy) = _face_depth(h, person)
     big = cv2.resize(image, (w * supersample, h * supersample), interpolation=cv2.INTER_LINEAR)
     z = cv2.resize(depth, (w * supersample, h * supersample), interpolation=cv2.INTER_LINEAR)
     yy, xx = np.mgrid[0 : h * supersample, 0 : w * supersample].astype(np.float32) / supersample
@@ -192,23 +243,28 @@ def face_frames(
     yaw_deg: float = 0.0,
     pitch_deg: float = 0.0,
     center_x: float = 0.5,
+    person: str = "astronaut",
+    glasses: bool = False,
 ) -> Iterator[np.ndarray]:
     """真实人脸；``motion`` 时小幅左右/上下移动（周期约 4 秒）。
 
     ``pulse_amplitude`` 是绿色通道的脉搏峰峰值（相对亮度，真实皮肤约 0.2–0.4 %）；``drift`` 是
     慢速光照变化的相对幅度（周期 20 秒）；``cover_lower`` 用手色块遮住脸的下半部（鼻尖以下）；
     ``second_face`` 在画面左侧加入第二个人；``yaw_deg`` / ``pitch_deg`` 把头转到这个姿态（照片贴在 3-D 平均人脸上
-    转动，见 :func:`_posed`）；``center_x``：人在画面中的水平位置（画面宽度的比例）。
+    转动，见 :func:`_posed`）；``center_x``：人在画面中的水平位置（画面宽度的比例）；``person``：哪个人（:data:`PEOPLE`，
+    ``cover_lower`` 的手的位置按 astronaut 取）；``glasses``：戴一副深色细框眼镜。
     """
     width, height = size
     rng = np.random.default_rng(seed)
     bg = _background(width, height).astype(np.float32)
     portrait_h = int(height * 0.92)
-    portrait = _portrait(portrait_h).astype(np.float32)
-    skin = _skin_mask(portrait_h)
+    portrait = _portrait(portrait_h, person).astype(np.float32)
+    skin = _skin_mask(portrait_h, person)
+    if glasses:
+        portrait = _glasses(portrait, _portrait_landmarks(portrait_h, person)).astype(np.float32)
     if yaw_deg or pitch_deg:
-        portrait = _posed(portrait, yaw_deg, pitch_deg).astype(np.float32)
-        skin = _posed(skin.astype(np.uint8) * 255, yaw_deg, pitch_deg) > 127
+        portrait = _posed(portrait, yaw_deg, pitch_deg, person).astype(np.float32)
+        skin = _posed(skin.astype(np.uint8) * 255, yaw_deg, pitch_deg, person) > 127
     direction = PULSE_DIRECTION_BGR.astype(np.float32)
     other = cv2.resize(_portrait(portrait_h), None, fx=0.8, fy=0.8).astype(np.float32)
     for i in range(count):

@@ -175,6 +175,11 @@ class SessionReport(BaseModel):
     looking_down_seconds: float = Field(0.0, description="LOOKING_DOWN 异常处于报告状态的时长")
     talking_seconds: float = Field(0.0, description="TALKING 异常处于报告状态的时长")
     multi_face_seconds: float = 0.0
+    identity_held: bool | None = Field(
+        None,
+        description="整场坐着的是否一直是会话开头登记的那个人：true 是；false 出现过 IDENTITY_CHANGED；"
+        "null 从未登记（没有可用的正脸，或关闭了身份比对）",
+    )
     emotion_distribution: dict[str, float] = Field(
         default_factory=dict, description="面部主导情绪的时间占比（只统计有情绪结果的时间）"
     )

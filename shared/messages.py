@@ -37,6 +37,9 @@ class FaceMetrics(BaseModel):
     detected: bool | None = None
     multi_face_secs: float | None = None
     occlusion_ratio: float | None = None
+    identity_distance: float | None = Field(
+        None, description="最近一次身份比对：主人脸描述子与会话开头登记的距离（超过 IDENTITY_THRESHOLD 即不是同一人）"
+    )
 
 
 class PpgMetrics(BaseModel):
@@ -73,7 +76,9 @@ class Metrics(BaseModel):
     audio: AudioMetrics = Field(default_factory=AudioMetrics)
 
 
-AnomalyCode = Literal["NO_FACE", "MULTI_FACE", "LOOK_AWAY", "LOOKING_DOWN", "OCCLUSION", "TALKING"]
+AnomalyCode = Literal[
+    "NO_FACE", "MULTI_FACE", "LOOK_AWAY", "LOOKING_DOWN", "OCCLUSION", "TALKING", "IDENTITY_CHANGED"
+]
 Severity = Literal["low", "medium", "high"]
 
 

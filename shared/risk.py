@@ -28,7 +28,13 @@ from pydantic import BaseModel, Field
 RiskLevel = Literal["none", "low", "medium", "high"]
 
 KIND_WEIGHT = {
-    "MULTI_FACE": 1.0, "NO_FACE": 0.8, "OCCLUSION": 0.6, "LOOKING_DOWN": 0.6, "LOOK_AWAY": 0.5, "TALKING": 0.4
+    "IDENTITY_CHANGED": 1.0,
+    "MULTI_FACE": 1.0,
+    "NO_FACE": 0.8,
+    "OCCLUSION": 0.6,
+    "LOOKING_DOWN": 0.6,
+    "LOOK_AWAY": 0.5,
+    "TALKING": 0.4,
 }
 OTHER_KIND_WEIGHT = 0.5  # 以后新增、这里还没列出的类别
 SEVERITY_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0}

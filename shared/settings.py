@@ -139,8 +139,12 @@ class Settings(BaseSettings):
     )
     looking_down_deg: float = Field(18.0, gt=0, le=90, description="头部相对看屏幕时的姿态低头超过该角度视为低头")
     occlusion_threshold: float = Field(0.3, gt=0, le=1, description="遮挡比例达到该值视为遮挡")
+    identity_check_s: float = Field(
+        5.0, ge=0, description="每路流隔这么久比对一次主人脸与会话开头登记的是否同一人（每次约 0.1 核秒）；0 关闭"
+    )
+    identity_threshold: float = Field(0.6, gt=0, le=2, description="人脸描述子距离超过该值视为换了人（dlib 的惯用值 0.6）")
     anomaly_onset_s: str = Field(
-        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,LOOKING_DOWN:3,OCCLUSION:2,TALKING:0.5",
+        "NO_FACE:2,MULTI_FACE:1,LOOK_AWAY:3,LOOKING_DOWN:3,OCCLUSION:2,TALKING:0.5,IDENTITY_CHANGED:2",
         description="各异常的触发时长（条件持续多久才报告），CODE:秒 逗号分隔",
     )
     anomaly_offset_s: float = Field(1.5, ge=0, description="异常条件消失多久后结束该异常")

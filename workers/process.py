@@ -31,6 +31,7 @@ from .coordination.assigner import StreamAssigner
 from .coordination.leases import Leases
 from .lifecycle import stop_on_signals
 from .models.emotion import EmotionService
+from .models.identity import IdentityService
 from .models.speech import SpeechEmotionService
 from .output.emitter import BatchEmitter
 from .output.outbox import Outbox
@@ -64,13 +65,14 @@ class WorkerProcess:
         )
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
         self.speech_emotion = SpeechEmotionService(settings.audio_emotion_model)
+        self.identity = IdentityService(enabled=settings.identity_check_s > 0)
         outbox = Outbox(self.publisher, lambda: self.emotion.ready, lambda: self.speech_emotion.ready, metrics)
         registry = ConsumerRegistry()
         wake = threading.Event()
         detector = FaceDetector(settings.face_detect_width, settings.face_min_score)
         pacer = AnalysisPacer(1.0 / settings.analysis_fps)
         self.analysis = AnalysisLoop(
-            registry, detector, FaceLandmarker(), self.emotion, self.speech_emotion, outbox, wake, metrics, pacer
+            registry, detector, FaceLandmarker(), self.emotion, self.speech_emotion, self.identity, outbox, wake, metrics, pacer
         )
         self.client_ppg = ClientPpgReader(client, keys, registry.snapshot, self.stop_event)
         leases = Leases(client, keys, self.worker_id, settings.lease_ttl_ms)
@@ -81,7 +83,7 @@ class WorkerProcess:
 
     def run(self) -> None:
         log.info("worker %s starting (capacity %d)", self.worker_id, self.settings.worker_capacity)
-        for service in (self.emotion, self.speech_emotion, self.publisher, self.analysis, self.client_ppg):
+        for service in (self.emotion, self.speech_emotion, self.identity, self.publisher, self.analysis, self.client_ppg):
             service.start()
         # 先等情绪模型加载完再认领流：加载时 TensorFlow 的导入占着 GIL 好几秒，这时认领的流打不开、也分析不了；
         # 这期间别的工作进程照常分析（加载失败或超时则不等，情绪字段为 null）
@@ -113,6 +115,7 @@ class WorkerProcess:
         self.analysis.stop_event.set()
         self.analysis.join(2.0)
         self.speech_emotion.stop()
+        self.identity.stop()
         self.publisher.close()
         log.info("worker %s stopped", self.worker_id)
 

@@ -12,7 +12,9 @@ import numpy as np
 from devtools.synthetic import empty_frames, face_frames, speech_pcm
 from workers.analysis.audio import SAMPLE_RATE
 from workers.analysis.face import FaceDetector
+from workers.analysis.identity import face_chip
 from workers.analysis.landmarks import FaceLandmarker
+from workers.models.identity import FaceDescriber
 from workers.state.stream_state import StreamState
 from workers.state.vision import Observation
 
@@ -26,10 +28,11 @@ class Models:
 
     detector: FaceDetector
     landmarker: FaceLandmarker
+    describer: FaceDescriber  # 工作进程在子进程里算（IdentityService），回放时同步算：结果不受回放速度影响
 
     @classmethod
     def load(cls) -> Models:
-        return cls(FaceDetector(), FaceLandmarker())
+        return cls(FaceDetector(), FaceLandmarker(), FaceDescriber())
 
 
 def replay(
@@ -53,6 +56,9 @@ def replay(
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         marks = models.landmarker.locate(gray, faces.faces[0]) if faces.faces else None
         tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray, landmarks=marks), t)
+        if marks is not None and tracker.vision.identity_due():
+            chip = face_chip(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces.faces[0], marks)
+            tracker.vision.identity.deliver(models.describer.describe(chip), t)
         pose = tracker.vision.attention.pose if tracker.vision.attention else None
         audio_state = tracker.audio.current(t)
         timeline.append(
@@ -63,6 +69,7 @@ def replay(
                 "occlusion": tracker.vision.occlusion_ratio,
                 "yaw": None if pose is None else pose.yaw,
                 "pitch": None if pose is None else pose.pitch,
+                "identity_distance": tracker.vision.identity.distance,
                 "talking": bool(audio_state and audio_state.talking),
             }
         )

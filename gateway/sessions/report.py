@@ -64,6 +64,7 @@ def build_report(
         looking_down_seconds=round(nums.get("looking_down_s", 0.0), 1),
         talking_seconds=round(nums.get("talking_s", 0.0), 1),
         multi_face_seconds=round(nums.get("multi_face_s", 0.0), 1),
+        identity_held=_identity_held(nums, anomalies),
         emotion_distribution={
             k.removeprefix("emotion:"): round(v / emotion_total, 3)
             for k, v in sorted(nums.items())
@@ -86,6 +87,12 @@ def build_report(
         transitions=changes,
         viewers=sorted((Viewer.model_validate_json(v) for v in viewers), key=lambda v: (v.first_at, v.teacher)),
     )
+
+
+def _identity_held(nums: dict[str, float], anomalies: list[AnomalyEpisode]) -> bool | None:
+    if nums.get("identity_checked_s", 0.0) <= 0:
+        return None
+    return nums.get("identity_changed_s", 0.0) <= 0 and not any(e.code == "IDENTITY_CHANGED" for e in anomalies)
 
 
 def _transition(item: dict) -> dict:

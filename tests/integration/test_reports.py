@@ -107,18 +107,20 @@ def test_report_summarises_the_session_and_media_outage_degrades_it(stack: Stack
 
 @pytest.fixture(scope="module")
 def pose_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """作答 4 秒 + 转头 50° 8 秒 + 作答 4 秒 + 低头 35° 8 秒 + 作答 4 秒（头部姿态是 3-D 平均人脸上渲染的），循环推流。"""
+    """作答 4 秒 + 转头 50° 8 秒 + 作答 4 秒 + 低头 35° 8 秒 + 作答 4 秒 + 换了一个人 10 秒（头部姿态是 3-D 平均人脸上
+    渲染的；另一个人来自 insightface 轮子的 t1.jpg），循环推流。"""
     frames = [
         *face_frames(int(4 * FPS), FPS, seed=7),
         *face_frames(int(8 * FPS), FPS, seed=7, yaw_deg=50.0),
         *face_frames(int(4 * FPS), FPS, seed=7),
         *face_frames(int(8 * FPS), FPS, seed=7, pitch_deg=-35.0),
         *face_frames(int(4 * FPS), FPS, seed=7),
+        *face_frames(int(10 * FPS), FPS, seed=7, person="t1-0"),
     ]
     return encode_clip(tmp_path_factory.mktemp("pose") / "pose.mp4", frames, fps=FPS, gop=30)
 
 
-def test_turning_away_and_looking_down_reach_the_wall_and_the_report(stack: Stack, pose_clip: Path) -> None:
+def test_turning_away_looking_down_and_a_swap_reach_the_wall_and_the_report(stack: Stack, pose_clip: Path) -> None:
     name, _ = stack.publish(pose_clip)
     monitor = stack.recorder(ev.NS_MONITOR)
     created = stack.post("/api/create_session", {"stream_name": name, "rtsp_url": stack.rtsp.read_url(name)})
@@ -130,16 +132,26 @@ def test_turning_away_and_looking_down_reach_the_wall_and_the_report(stack: Stac
         updates = monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)
         return {a["code"] for u in updates for a in u["anomalies"]}
 
-    wait_until(lambda: {"LOOK_AWAY", "LOOKING_DOWN"} <= codes_seen(), 45, "转头与低头出现在 monitor.update 中")
-    time.sleep(2)
+    def codes_seen_last() -> set[str]:
+        updates = monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)
+        return {a["code"] for a in updates[-1]["anomalies"]}
+
+    wanted = {"LOOK_AWAY", "LOOKING_DOWN", "IDENTITY_CHANGED"}
+    wait_until(lambda: wanted <= codes_seen(), 60, "转头、低头与换人出现在 monitor.update 中")
+    updates = monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)
+    distances = [u["metrics"]["face"]["identity_distance"] for u in updates]
+    assert any(d is not None and d < 0.45 for d in distances) and any(d is not None and d > 0.6 for d in distances)
+    wait_until(lambda: "IDENTITY_CHANGED" not in codes_seen_last(), 20, "原来的人回到座位后换人结束")
     ended = stack.post("/api/end_session", {"session_id": session_id})
     assert ended.status_code == 200, ended.text
     report = SessionReport.model_validate(ended.json())
     episodes = {e.code: e for e in report.anomalies}
-    assert {"LOOK_AWAY", "LOOKING_DOWN"} <= set(episodes), report.anomalies
+    assert wanted <= set(episodes), report.anomalies
+    assert report.identity_held is False
     # 每段姿态 8 秒，持续 3 秒才报告：事件段约 5 秒（按条件开始的时刻记，含触发时长则约 8 秒）
     assert 3.0 <= episodes["LOOK_AWAY"].duration_s <= 10.0 and 3.0 <= episodes["LOOKING_DOWN"].duration_s <= 10.0
     assert report.look_away_seconds > 1.0 and report.looking_down_seconds > 1.0
+    assert 2.0 <= episodes["IDENTITY_CHANGED"].duration_s <= 12.0
     assert "NO_FACE" not in episodes and "MULTI_FACE" not in episodes
 
 

@@ -35,6 +35,8 @@ DEFAULT_POLICIES = {
     "LOOKING_DOWN": AnomalyPolicy(onset_s=3.0),
     "OCCLUSION": AnomalyPolicy(onset_s=2.0),
     "TALKING": AnomalyPolicy(onset_s=0.5, offset_s=2.0),
+    # 一次比对不符后 1 秒再比一次：两次都不符（条件持续 2 秒）才报告
+    "IDENTITY_CHANGED": AnomalyPolicy(onset_s=2.0),
 }
 
 

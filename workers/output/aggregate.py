@@ -103,6 +103,10 @@ class SessionAggregator:
                 d.add("look_away_s", step)
             if "LOOKING_DOWN" in codes:
                 d.add("looking_down_s", step)
+            if m.face.identity_distance is not None:
+                d.add("identity_checked_s", step)
+            if "IDENTITY_CHANGED" in codes:
+                d.add("identity_changed_s", step)
             if "TALKING" in codes:
                 d.add("talking_s", step)
             if m.face.multi_face_secs is not None:

@@ -47,6 +47,8 @@ def null_reasons(
     face = metrics.face
     if face.occlusion_ratio is None:
         reasons["face.occlusion_ratio"] = "no_face" if not face.detected else "no_frontal_reference"
+    if face.identity_distance is None:
+        reasons["face.identity_distance"] = "identity_not_enrolled"
     if metrics.emotion.dominant is None:
         reason = "emotion_model_loading" if not emotion_ready else "no_face" if not face.detected else "insufficient_window"
         reasons["emotion.dominant"] = reasons["emotion.confidence"] = reason
@@ -80,6 +82,7 @@ def metrics_of(snap: StreamSnapshot) -> Metrics:
             detected=snap.face_detected,
             multi_face_secs=round(snap.multi_face_secs, 2),
             occlusion_ratio=snap.occlusion_ratio if snap.face_detected else None,
+            identity_distance=None if snap.identity_distance is None else round(snap.identity_distance, 3),
         ),
         emotion=EmotionMetrics(
             dominant=snap.emotion.dominant if snap.emotion else None,

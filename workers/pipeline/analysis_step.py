@@ -3,7 +3,8 @@
 每一步：取到点的各流（``pacing.AnalysisPacer``：目标帧率，跟不上时所有流一起放慢）槽位里的最新帧
 -> 逐帧人脸检测（多数帧只在上一帧人脸附近，``FaceTracker``）-> 主人脸的 68 个关键点（头部姿态用）
 -> 到了情绪时间的各流主人脸合成一批做一次情绪推理
--> 并入各流状态（``StreamState.observe``）-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
+-> 并入各流状态（``StreamState.observe``）-> 到了身份比对时间的主人脸对齐成小图交给描述子服务（子进程）
+-> 说话时把语音片段交给语音情绪服务 -> 到了推送时间的流交给 ``Outbox`` 发出事件。
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 
 from ..analysis.emotion import face_crop
 from ..analysis.face import FaceDetections, FaceDetector
+from ..analysis.identity import face_chip
 from ..analysis.landmarks import FaceLandmarker
 from ..models.emotion import EmotionService
+from ..models.identity import IdentityService
 from ..models.speech import SpeechEmotionService
 from ..output.outbox import Outbox
 from ..state.vision import Observation
@@ -46,6 +49,7 @@ class AnalysisLoop(threading.Thread):
         landmarker: FaceLandmarker,
         emotion: EmotionService,
         speech_emotion: SpeechEmotionService,
+        identity: IdentityService,
         outbox: Outbox,
         wake: threading.Event,
         metrics: WorkerMetrics,
@@ -58,6 +62,7 @@ class AnalysisLoop(threading.Thread):
         self.landmarker = landmarker
         self.emotion = emotion
         self.speech_emotion = speech_emotion
+        self.identity = identity
         self.outbox = outbox
         self.wake = wake  # 拉流线程放入一帧已到点的帧时唤醒（见 ``FrameSlot``）
         self.pacer = pacer
@@ -93,6 +98,7 @@ class AnalysisLoop(threading.Thread):
             marks = self._landmarks(faces, gray)
             obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray, landmarks=marks)
             consumer.state.observe(obs, now)
+            self._check_identity(consumer, frame, faces, marks)
         now = time.monotonic()
         for consumer, _, _ in batch:
             self._classify_speech(consumer, now)
@@ -137,6 +143,17 @@ class AnalysisLoop(threading.Thread):
             return None
         finally:
             self.metrics.stage_seconds.labels("landmarks").observe(time.perf_counter() - started)
+
+    def _check_identity(
+        self, consumer: StreamConsumer, frame: Frame, faces: FaceDetections, marks: np.ndarray | None
+    ) -> None:
+        tracker = consumer.state.vision.identity
+        if marks is None or not self.identity.ready or not consumer.state.vision.identity_due():
+            return
+        t = frame.received_at
+        chip = face_chip(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB), faces.faces[0], marks)
+        if not self.identity.submit(chip, lambda descriptor: tracker.deliver(descriptor, t)):
+            tracker.deliver(None, t)  # 队列满：这次不比，下一帧再看
 
     def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
         if not self.speech_emotion.ready:

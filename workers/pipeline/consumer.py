@@ -12,6 +12,7 @@ from shared.streams import reader_url
 
 from ..analysis.anomalies import DEFAULT_POLICIES, AnomalyPolicy
 from ..analysis.attention import GazeRule
+from ..analysis.identity import IdentityTracker
 from ..output.aggregate import Deltas, SessionAggregator
 from ..state.stream_state import StreamState
 from .frames import Frame, FrameSlot
@@ -45,6 +46,7 @@ class StreamConsumer:
             analysis_interval_s=1.0 / settings.analysis_fps,
             policies=anomaly_policies(settings),
             gaze=GazeRule(settings.look_away_deg, settings.looking_down_deg),
+            identity=IdentityTracker(settings.identity_threshold, settings.identity_check_s or float("inf")),
             occlusion_threshold=settings.occlusion_threshold,
         )
         self.ingest = RtspIngest(

@@ -22,6 +22,7 @@ class StreamSnapshot:
     attention_confidence: float
     multi_face_secs: float
     occlusion_ratio: float | None
+    identity_distance: float | None  # 最近一次身份比对的描述子距离（还没登记时 None）
     emotion: EmotionEstimate | None  # 平滑后的面部情绪
     ppg: PpgResult
     audio: AudioState | None  # None：没有音轨

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..analysis.anomalies import DEFAULT_POLICIES, ActiveAnomaly, AnomalyPolicy, AnomalyTracker
 from ..analysis.attention import GazeRule
 from ..analysis.head_pose import HeadPoseEstimator
+from ..analysis.identity import IdentityTracker
 from ..analysis.ppg import PpgResult
 from .audio import AudioTrack
 from .pulse import PulseState, Roi
@@ -27,8 +28,9 @@ class StreamState:
         gaze: GazeRule | None = None,
         occlusion_threshold: float = 0.3,
         pose_estimator: HeadPoseEstimator | None = None,
+        identity: IdentityTracker | None = None,
     ) -> None:
-        self.vision = VisionState(pose_estimator or HeadPoseEstimator(), gaze, occlusion_threshold)
+        self.vision = VisionState(pose_estimator or HeadPoseEstimator(), gaze, occlusion_threshold, identity)
         self.pulse = PulseState()
         self.audio = AudioTrack()
         self.throttle = PublishThrottle(publish_interval_s, analysis_interval_s)
@@ -80,6 +82,7 @@ class StreamState:
             attention_confidence=attention.confidence,
             multi_face_secs=self.vision.multi_face_secs,
             occlusion_ratio=self.vision.occlusion_ratio,
+            identity_distance=self.vision.identity.distance,
             emotion=self.vision.emotion,
             ppg=self.pulse.heart_rate(now) if ppg is None else ppg,
             audio=audio,

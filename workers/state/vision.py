@@ -12,6 +12,7 @@ from ..analysis.emotion import EmotionEstimate, summarize
 from ..analysis.face import Face, FaceDetections
 from ..analysis.face_tracking import FaceTracker
 from ..analysis.head_pose import HeadPose, HeadPoseEstimator
+from ..analysis.identity import IdentityTracker
 from ..analysis.occlusion import OcclusionEstimator
 
 
@@ -46,12 +47,19 @@ class VisionState:
     FRONTAL_PITCH_DEG = 20.0
     FACE_GONE_RESET_S = 2.0
     POSE_MEDIAN_FRAMES = 5  # 视线类异常按最近这么多次分析（5 fps 时 1 秒）的姿态中位数判定
+    IDENTITY_YAW_DEG = 20.0  # 取身份描述子的姿态范围（相对中立姿态）：偏得多了同一人的距离也接近阈值
+    IDENTITY_PITCH_DEG = 15.0
 
     def __init__(
-        self, pose_estimator: HeadPoseEstimator, gaze: GazeRule | None = None, occlusion_threshold: float = 0.3
+        self,
+        pose_estimator: HeadPoseEstimator,
+        gaze: GazeRule | None = None,
+        occlusion_threshold: float = 0.3,
+        identity: IdentityTracker | None = None,
     ) -> None:
         self.pose_estimator = pose_estimator
         self.gaze = gaze or GazeRule()
+        self.identity = identity or IdentityTracker()
         self.neutral = NeutralPose()
         self.occlusion_threshold = occlusion_threshold
         self.occlusion = OcclusionEstimator()
@@ -79,12 +87,29 @@ class VisionState:
         self._update_attention(obs, main)
         self._update_emotion(obs, main)
         assert self.attention is not None
-        return {
+        returned = main is not None and self._face_lost_at is not None
+        conditions = {
             "NO_FACE": main is None,
             "MULTI_FACE": obs.faces.count > 1,
             **self.gaze.conditions(self._gaze_pose(), self.neutral.learnt),
             "OCCLUSION": self._update_occlusion(obs, main, self.camera_pose),
         }
+        if returned:
+            self.identity.face_returned()
+        conditions["IDENTITY_CHANGED"] = self.identity.condition()
+        return conditions
+
+    def identity_due(self) -> bool:
+        """刚并入的这一帧要不要取身份描述子：中立姿态已学到、接近正脸、没有遮挡、画面里只有一张脸，且到了时间。"""
+        obs, pose = self.latest, self.attention.pose if self.attention else None
+        if obs is None or pose is None or obs.landmarks is None or obs.faces.count != 1 or not self.neutral.learnt:
+            return False
+        usable = (
+            abs(pose.yaw) < self.IDENTITY_YAW_DEG
+            and abs(pose.pitch) < self.IDENTITY_PITCH_DEG
+            and (self.occlusion_ratio is None or self.occlusion_ratio < self.occlusion_threshold)
+        )
+        return self.identity.due(obs.frame_received_at, usable)
 
     def _update_attention(self, obs: Observation, main: Face | None) -> None:
         pose = None

@@ -1,0 +1,61 @@
+"""同一个学生：真实照片（skimage 的 astronaut 与 insightface 轮子 t1.jpg 里的人）经 H.264 压缩，走真实检测器、68 点关键点、
+dlib 描述子与每流状态（与工作进程相同的分析路径；描述子在这里同步计算，工作进程里在子进程中算）。"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devtools.bench.scenarios import FPS, Models, first_time, replay
+from devtools.synthetic import face_frames, h264_roundtrip
+from workers.analysis.anomalies import DEFAULT_POLICIES, AnomalyTracker
+from workers.analysis.identity import IdentityTracker, face_chip
+
+SWAP_S = 8.0
+
+
+@pytest.fixture(scope="module")
+def models() -> Models:
+    return Models.load()
+
+
+def test_another_person_in_the_seat_raises_identity_changed(models: Models) -> None:
+    frames = [
+        *face_frames(int(SWAP_S * FPS), FPS, seed=3),
+        *face_frames(int(12 * FPS), FPS, seed=3, person="t1-0"),
+    ]
+    tracker, timeline = replay(h264_roundtrip(frames, FPS), models)
+    assert tracker.vision.identity.enrolled
+    first = first_time(timeline, "IDENTITY_CHANGED")
+    assert first is not None and SWAP_S < first <= SWAP_S + 10.0, first
+    before = [p["identity_distance"] for p in timeline if p["t"] < SWAP_S and p["identity_distance"] is not None]
+    assert before and max(before) < 0.45, before  # 同一人
+    assert timeline[-1]["identity_distance"] > 0.6 and "IDENTITY_CHANGED" in timeline[-1]["codes"]
+
+
+def test_same_person_for_ten_minutes_with_head_motion_glasses_and_compression_keeps_identity(models: Models) -> None:
+    """十分钟，每次比对取一帧：头在 ±15°（yaw）/ -10..8°（pitch）内随机转动（30 种姿态，每种渲染一次），
+    一半时间戴眼镜，H.264 压缩（crf 24–34 随机）。"""
+    rng = np.random.default_rng(11)
+    poses = [{"yaw_deg": float(rng.uniform(-15, 15)), "pitch_deg": float(rng.uniform(-10, 8))} for _ in range(30)]
+    clips = [list(face_frames(3, FPS, seed=i, glasses=i % 2 == 1, **pose)) for i, pose in enumerate(poses)]
+    identity = IdentityTracker()
+    anomalies = AnomalyTracker({"IDENTITY_CHANGED": DEFAULT_POLICIES["IDENTITY_CHANGED"]})
+    distances = []
+    for step in range(int(600 / 0.5)):
+        t = step * 0.5
+        if identity.due(t, usable=True):
+            burst = clips[int(rng.integers(len(clips)))]
+            image = h264_roundtrip(burst, FPS, crf=int(rng.integers(24, 35)))[-1]
+            faces = models.detector.detect(image)
+            assert faces.faces, t
+            gray = image[..., 1]  # 关键点只需要亮度
+            marks = models.landmarker.locate(gray, faces.faces[0])
+            identity.deliver(models.describer.describe(face_chip(image[..., ::-1], faces.faces[0], marks)), t)
+            condition = identity.condition()
+            distances.append(identity.distance)
+        else:
+            condition = identity.condition()
+        anomalies.update({"IDENTITY_CHANGED": condition}, t)
+    assert identity.enrolled
+    assert anomalies.episodes == [], (anomalies.episodes, max(distances))

@@ -1,0 +1,154 @@
+"""人脸描述子服务：dlib 的 ResNet 描述子（``face_recognition_models`` 包的 ``dlib_face_recognition_resnet_model_v1.dat``）
+在一个子进程里计算。
+
+每张脸约 100 ms（单核），而且 dlib 计算时不释放 GIL（实测同进程里另一个线程只剩约一成的进度）：放在工作进程的线程里会让
+拉流与分析线程每次停顿 100 ms，所以放进子进程，工作进程只把分析线程对齐好的 150x150 人脸（:func:`..analysis.identity.face_chip`）
+经管道送过去（子进程用 spawn 启动：不继承工作进程的线程与模型）。请求有界排队（满了丢弃新的请求，下一次到点再取），
+等待结果有超时；子进程退出或超时则按退避重启，重启次数有上限，超过后身份比对停用
+（其余分析照常，事件里 ``face.identity_distance`` 一直是 null）。
+
+    >>> service = IdentityService()
+    >>> service.start()
+    >>> service.submit(chip, lambda descriptor: ...)  # 回调在服务线程里调用；失败时 descriptor 为 None
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from shared.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[np.ndarray | None], None]
+
+
+class FaceDescriber:
+    """进程内的描述子模型：``describe(chip)`` -> 128 维 float32（计算期间占着 GIL；工作进程里只在子进程中使用）。"""
+
+    def __init__(self) -> None:
+        import dlib
+        import face_recognition_models
+
+        self._model = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+    def describe(self, chip: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.compute_face_descriptor(np.ascontiguousarray(chip)), np.float32)
+
+
+def serve(conn: Connection) -> None:
+    """子进程：载入模型，逐个计算描述子，直到管道关闭。"""
+    describer = FaceDescriber()
+    conn.send("ready")
+    while True:
+        try:
+            chip = conn.recv()
+        except EOFError:
+            return
+        conn.send(describer.describe(chip))
+
+
+class IdentityService:
+    LOAD_TIMEOUT_S = 30.0
+    RESULT_TIMEOUT_S = 2.0  # 一个描述子约 0.1 s；CPU 被占满时也不该超过这么久
+    MAX_RESTARTS = 5
+
+    def __init__(self, enabled: bool = True, queue_size: int = 4) -> None:
+        self.enabled = enabled
+        self._jobs: queue.Queue[tuple[np.ndarray, Callback]] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.ready = False
+        self.restarts = 0
+
+    def start(self) -> None:
+        if not self.enabled:
+            log.info("identity checks disabled (IDENTITY_CHECK_S=0)")
+            return
+        self._thread = threading.Thread(target=self._run, name="identity", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3.0)
+        self._close()
+
+    def submit(self, chip: np.ndarray, callback: Callback) -> bool:
+        """排队一张人脸；服务未就绪或队列满时返回 False。"""
+        if not self.ready:
+            return False
+        try:
+            self._jobs.put_nowait((chip, callback))
+            return True
+        except queue.Full:
+            return False
+
+    def _run(self) -> None:
+        backoff = Backoff(base_s=1.0, cap_s=30.0)
+        starts = 0
+        while not self._stop.is_set():
+            if self._conn is None:
+                if starts > self.MAX_RESTARTS:
+                    log.error("identity checks stopped after %d restarts of the identity process", self.MAX_RESTARTS)
+                    return
+                self.restarts, starts = starts, starts + 1
+                if not self._spawn():
+                    self._stop.wait(backoff.failed())
+                    continue
+            try:
+                chip, callback = self._jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            descriptor = self._describe(chip)
+            if descriptor is None:
+                self._stop.wait(backoff.failed())
+            else:
+                backoff.succeeded()
+            callback(descriptor)
+
+    def _spawn(self) -> bool:
+        self._close()
+        parent, child = multiprocessing.get_context("spawn").Pipe()
+        process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,), name="identity", daemon=True)
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        if parent.poll(self.LOAD_TIMEOUT_S) and parent.recv() == "ready":
+            self.ready = True
+            log.info("identity model loaded (pid %s)", process.pid)
+            return True
+        log.error("identity model did not load within %.0f s", self.LOAD_TIMEOUT_S)
+        self._close()
+        return False
+
+    def _describe(self, chip: np.ndarray) -> np.ndarray | None:
+        assert self._conn is not None
+        try:
+            self._conn.send(chip)
+            if self._conn.poll(self.RESULT_TIMEOUT_S):
+                return np.asarray(self._conn.recv())
+            log.warning("identity descriptor timed out; restarting the identity process")
+        except (EOFError, OSError) as exc:
+            log.warning("identity process failed (%s); restarting it", exc)
+        self._close()
+        return None
+
+    def _close(self) -> None:
+        self.ready = False
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(2.0)
+            self._process = None
