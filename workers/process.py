@@ -65,7 +65,7 @@ class WorkerProcess:
         )
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
         self.speech_emotion = SpeechEmotionService(settings.audio_emotion_model)
-        self.identity = IdentityService(enabled=settings.identity_check_s > 0)
+        self.identity = IdentityService(settings.identity_check_s > 0, settings.identity_budget_cores)
         outbox = Outbox(self.publisher, lambda: self.emotion.ready, lambda: self.speech_emotion.ready, metrics)
         registry = ConsumerRegistry()
         wake = threading.Event()

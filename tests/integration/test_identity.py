@@ -59,3 +59,50 @@ def test_same_person_for_ten_minutes_with_head_motion_glasses_and_compression_ke
         anomalies.update({"IDENTITY_CHANGED": condition}, t)
     assert identity.enrolled
     assert anomalies.episodes == [], (anomalies.episodes, max(distances))
+
+
+def test_identity_service_stays_within_its_budget_and_survives_its_process_dying(models: Models) -> None:
+    """真实的子进程：结果与进程内计算相同；超出算力预算时拒绝；子进程被杀后按退避重启，比对恢复。"""
+    import threading
+    import time
+
+    import psutil
+
+    from workers.models.identity import IdentityService
+
+    image = next(face_frames(1, FPS))
+    face = models.detector.detect(image).faces[0]
+    chip = face_chip(image[..., ::-1], face, models.landmarker.locate(image[..., 1], face))
+    expected = models.describer.describe(chip)
+    service = IdentityService(budget_cores=0.25)
+    service.start()
+    try:
+
+        def describe() -> np.ndarray | None:
+            done, out = threading.Event(), []
+            deadline = time.monotonic() + 20
+            while not service.submit(chip, lambda d: (out.append(d), done.set())):
+                assert time.monotonic() < deadline, "服务没有接受请求"
+                time.sleep(0.05)
+            assert done.wait(10)
+            return out[0]
+
+        first = describe()
+        assert first is not None and np.allclose(first, expected, atol=1e-4)
+        # 尽快地提交 2 秒：0.25 核、每个约 0.1 秒时至多 5 个再加 2 个的余量（不限的话子进程 2 秒能算约 20 个）
+        accepted, until = 0, time.monotonic() + 2.0
+        while time.monotonic() < until:
+            accepted += service.submit(chip, lambda d: None)
+            time.sleep(0.01)
+        assert 2 <= accepted <= 8, accepted
+        time.sleep(1.0)  # 让排队的算完
+        # spawn 还会起一个 resource_tracker 进程：只杀算描述子的那个
+        (child,) = [c for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())]
+        child.kill()
+        # 杀掉之后的第一个请求失败（None），之后重启的子进程给出同样的结果
+        results = [describe() for _ in range(2)]
+        results += [describe()] if results[-1] is None else []
+        assert results[-1] is not None and np.allclose(results[-1], expected, atol=1e-4)
+        assert service.restarts == 1
+    finally:
+        service.stop()

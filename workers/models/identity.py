@@ -4,8 +4,11 @@
 每张脸约 100 ms（单核），而且 dlib 计算时不释放 GIL（实测同进程里另一个线程只剩约一成的进度）：放在工作进程的线程里会让
 拉流与分析线程每次停顿 100 ms，所以放进子进程，工作进程只把分析线程对齐好的 150x150 人脸（:func:`..analysis.identity.face_chip`）
 经管道送过去（子进程用 spawn 启动：不继承工作进程的线程与模型）。请求有界排队（满了丢弃新的请求，下一次到点再取），
-等待结果有超时；子进程退出或超时则按退避重启，重启次数有上限，超过后身份比对停用
-（其余分析照常，事件里 ``face.identity_distance`` 一直是 null）。
+等待结果有超时；子进程退出或超时则按退避重启，重启次数有上限，超过后身份比对停用（其余分析照常，事件里
+``face.identity_distance`` 一直是 null）。
+
+算力有上限（``budget_cores``，令牌桶：每秒攒这么多秒的计算时间，每个描述子按实测耗时扣）：超出时 ``submit`` 拒绝，
+那一路下一帧再试。所以一个进程的流多了，每路的比对间隔会拉长（而不是挤占分析）：``间隔 ≈ 路数 × 0.1 秒 / budget_cores``。
 
     >>> service = IdentityService()
     >>> service.start()
@@ -18,6 +21,7 @@ import logging
 import multiprocessing
 import queue
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
@@ -60,8 +64,13 @@ class IdentityService:
     RESULT_TIMEOUT_S = 2.0  # 一个描述子约 0.1 s；CPU 被占满时也不该超过这么久
     MAX_RESTARTS = 5
 
-    def __init__(self, enabled: bool = True, queue_size: int = 4) -> None:
+    def __init__(self, enabled: bool = True, budget_cores: float = 0.1, queue_size: int = 4) -> None:
         self.enabled = enabled
+        self.budget_cores = budget_cores
+        self._lock = threading.Lock()
+        self._cost_s = 0.1  # 每个描述子的耗时（实测后更新）
+        self._tokens_s = 0.0  # 攒下的计算时间
+        self._tokens_at = time.monotonic()
         self._jobs: queue.Queue[tuple[np.ndarray, Callback]] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,11 +96,19 @@ class IdentityService:
         """排队一张人脸；服务未就绪或队列满时返回 False。"""
         if not self.ready:
             return False
-        try:
-            self._jobs.put_nowait((chip, callback))
+        with self._lock:
+            now = time.monotonic()
+            cap = 2 * self._cost_s  # 至多攒两个描述子的时间：空闲久了也不会一下子涌进一大批
+            self._tokens_s = min(cap, self._tokens_s + (now - self._tokens_at) * self.budget_cores)
+            self._tokens_at = now
+            if self._tokens_s < self._cost_s:
+                return False
+            try:
+                self._jobs.put_nowait((chip, callback))
+            except queue.Full:
+                return False
+            self._tokens_s -= self._cost_s
             return True
-        except queue.Full:
-            return False
 
     def _run(self) -> None:
         backoff = Backoff(base_s=1.0, cap_s=30.0)
@@ -109,7 +126,10 @@ class IdentityService:
                 chip, callback = self._jobs.get(timeout=0.5)
             except queue.Empty:
                 continue
+            started = time.monotonic()
             descriptor = self._describe(chip)
+            with self._lock:
+                self._cost_s = 0.8 * self._cost_s + 0.2 * (time.monotonic() - started)
             if descriptor is None:
                 self._stop.wait(backoff.failed())
             else:
