@@ -143,7 +143,7 @@ class Settings(BaseSettings):
         5.0, ge=0, description="每路流隔这么久比对一次主人脸与会话开头登记的是否同一人（每次约 0.1 核秒）；0 关闭"
     )
     identity_budget_cores: float = Field(
-        0.1, gt=0, le=4, description="每个工作进程的身份比对至多用这么多核（流多时每路的比对间隔随之拉长）"
+        0.05, gt=0, le=4, description="每个工作进程的身份比对至多用这么多核（流多时每路的比对间隔随之拉长）"
     )
     identity_threshold: float = Field(0.6, gt=0, le=2, description="人脸描述子距离超过该值视为换了人（dlib 的惯用值 0.6）")
     anomaly_onset_s: str = Field(

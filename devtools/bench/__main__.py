@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("accuracy", help="分析精度：rPPG（多心率、运动、H.264 码率）、异常检出率、各分析器开销")
     a.add_argument(
         "--parts",
-        default="rppg,anomalies,pose,costs",
-        help="逗号分隔：rppg, anomalies, pose（头部姿态的角度误差）, costs, browser（Chromium 编码器，实时、较慢）, "
+        default="rppg,anomalies,pose,identity,costs",
+        help="逗号分隔：rppg, anomalies, pose（头部姿态的角度误差）, identity（换人与同一人）, costs, "
+        "browser（Chromium 编码器，实时、较慢）, "
         "client（学生端编码前采样，经完整部署与 Chromium 学生端页面，实时、较慢）"
     )
     a.add_argument("--browser-kbps", type=int, default=1500, help="browser / client：学生端的视频码率上限（kbit/s）")
@@ -200,6 +201,10 @@ def main(argv: list[str] | None = None) -> None:
             from .pose import bench_pose
 
             result["pose"] = bench_pose(args.seeds)
+        if "identity" in parts:
+            from .pose import bench_identity
+
+            result["identity"] = bench_identity(args.seeds)
         if "costs" in parts:
             from .costs import bench_costs
 

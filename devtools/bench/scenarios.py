@@ -54,7 +54,7 @@ def replay(
             continue
         faces = tracker.vision.face_tracker.detect(models.detector, image, t)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        marks = models.landmarker.locate(gray, faces.faces[0]) if faces.faces else None
+        marks = tracker.vision.landmarks.locate(models.landmarker, gray, faces.faces[0], t) if faces.faces else None
         tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray, landmarks=marks), t)
         if marks is not None and tracker.vision.identity_due():
             chip = face_chip(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces.faces[0], marks)

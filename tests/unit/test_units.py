@@ -250,6 +250,11 @@ def test_neutral_pose_is_learnt_from_steady_frames_and_turns_are_relative_to_it(
     assert rule.conditions(turned, True) == {"LOOK_AWAY": True, "LOOKING_DOWN": False}
     down = neutral.relative(HeadPose(-40.0, -20.0, 0.0, 1.0))
     assert rule.conditions(down, True) == {"LOOK_AWAY": False, "LOOKING_DOWN": True}
+    dip = neutral.relative(HeadPose(-18.0, 5.0, 0.0, 1.0))  # 转开之后读数回落到 22°：滞回 5° 内仍算转开
+    assert rule.conditions(dip, True)["LOOK_AWAY"] is False
+    assert rule.conditions(dip, True, previous={"LOOK_AWAY": True})["LOOK_AWAY"] is True
+    back = neutral.relative(HeadPose(-25.0, 5.0, 0.0, 1.0))  # 15°：回到屏幕
+    assert rule.conditions(back, True, previous={"LOOK_AWAY": True})["LOOK_AWAY"] is False
     too_far = NeutralPose(frames=2)
     for _ in range(3):
         too_far.learn(HeadPose(70.0, 0.0, 0.0, 1.0))  # 这不是看屏幕的姿态

@@ -99,16 +99,23 @@ def median_pose(poses: Iterable[HeadPose]) -> HeadPose | None:
 
 @dataclass(frozen=True)
 class GazeRule:
-    """由相对中立姿态的偏转判定 LOOK_AWAY / LOOKING_DOWN。"""
+    """由相对中立姿态的偏转判定 LOOK_AWAY / LOOKING_DOWN，带 ``hysteresis_deg`` 的滞回：条件已成立时，角度回落到
+    阈值减去这么多才算不成立（40° 的转头读数在 24–36° 间跳动，阈值 25° 时没有滞回会被反复打断）。"""
 
     look_away_deg: float = 25.0  # 默认值与 Settings.look_away_deg / looking_down_deg 相同
     looking_down_deg: float = 18.0
+    hysteresis_deg: float = 5.0
 
-    def conditions(self, relative: HeadPose | None, neutral_learnt: bool) -> dict[str, bool | None]:
+    def conditions(
+        self, relative: HeadPose | None, neutral_learnt: bool, previous: dict[str, bool | None] | None = None
+    ) -> dict[str, bool | None]:
         if relative is None or not neutral_learnt:
             return {"LOOK_AWAY": None, "LOOKING_DOWN": None}
-        turned = abs(relative.yaw) > self.look_away_deg
+        was = previous or {}
+        away = self.look_away_deg - (self.hysteresis_deg if was.get("LOOK_AWAY") else 0.0)
+        down = self.looking_down_deg - (self.hysteresis_deg if was.get("LOOKING_DOWN") else 0.0)
+        turned = abs(relative.yaw) > away
         return {
-            "LOOK_AWAY": turned or relative.pitch > self.look_away_deg,
-            "LOOKING_DOWN": not turned and relative.pitch < -self.looking_down_deg,
+            "LOOK_AWAY": turned or relative.pitch > away,
+            "LOOKING_DOWN": not turned and relative.pitch < -down,
         }

@@ -95,7 +95,7 @@ class AnalysisLoop(threading.Thread):
         emotions = self._emotions(batch, grays)
         now = time.monotonic()
         for (consumer, frame, faces), gray, probs in zip(batch, grays, emotions):
-            marks = self._landmarks(faces, gray)
+            marks = self._landmarks(consumer, frame, faces, gray)
             obs = Observation(faces, frame.received_at, frame.wall_time, emotion=probs, gray=gray, landmarks=marks)
             consumer.state.observe(obs, now)
             self._check_identity(consumer, frame, faces, marks)
@@ -131,12 +131,14 @@ class AnalysisLoop(threading.Thread):
             self.metrics.stage_seconds.labels("detect").observe(time.perf_counter() - started)
         return batch, False
 
-    def _landmarks(self, faces: FaceDetections, gray: np.ndarray | None) -> np.ndarray | None:
+    def _landmarks(
+        self, consumer: StreamConsumer, frame: Frame, faces: FaceDetections, gray: np.ndarray | None
+    ) -> np.ndarray | None:
         if not faces.faces or gray is None:
             return None
         started = time.perf_counter()
         try:
-            return self.landmarker.locate(gray, faces.faces[0])
+            return consumer.state.vision.landmarks.locate(self.landmarker, gray, faces.faces[0], frame.received_at)
         except Exception:  # noqa: BLE001 - 关键点出错时这一帧没有姿态，其余分析照常
             self.metrics.inference_errors.labels("landmarks").inc()
             log.exception("landmark prediction failed")

@@ -13,6 +13,7 @@ from ..analysis.face import Face, FaceDetections
 from ..analysis.face_tracking import FaceTracker
 from ..analysis.head_pose import HeadPose, HeadPoseEstimator
 from ..analysis.identity import IdentityTracker
+from ..analysis.landmarks import LandmarkTracker
 from ..analysis.occlusion import OcclusionEstimator
 
 
@@ -64,6 +65,7 @@ class VisionState:
         self.occlusion_threshold = occlusion_threshold
         self.occlusion = OcclusionEstimator()
         self.face_tracker = FaceTracker()  # 检测之前：这一路下一帧在哪块检测
+        self.landmarks = LandmarkTracker()  # 检测之后：主人脸的 68 个点要不要重新预测
         self.occlusion_ratio: float | None = None
         self._face_lost_at: float | None = None
         self.latest: Observation | None = None
@@ -71,6 +73,7 @@ class VisionState:
         self.attention: Attention | None = None
         self.camera_pose: HeadPose | None = None  # 主人脸相对相机的姿态
         self._recent_poses: deque[HeadPose] = deque(maxlen=self.POSE_MEDIAN_FRAMES)  # 相对中立姿态
+        self._gaze: dict[str, bool | None] = {}  # 上一次能判断时的视线类条件（滞回用）
         self.attention_score: float | None = None
         self._emotion: np.ndarray | None = None
         self._emotion_at: float | None = None  # 上次情绪推理的那一帧的时刻
@@ -91,7 +94,7 @@ class VisionState:
         conditions = {
             "NO_FACE": main is None,
             "MULTI_FACE": obs.faces.count > 1,
-            **self.gaze.conditions(self._gaze_pose(), self.neutral.learnt),
+            **self._gaze_conditions(),
             "OCCLUSION": self._update_occlusion(obs, main, self.camera_pose),
         }
         if returned:
@@ -130,11 +133,13 @@ class VisionState:
         score = self.attention.score
         self.attention_score = score if self.attention_score is None else (1 - a) * self.attention_score + a * score
 
-    def _gaze_pose(self) -> HeadPose | None:
-        """视线类异常用的姿态：这一帧有姿态时取最近几次的中位数，没有时无法判断。"""
-        if self.attention is None or self.attention.pose is None:
-            return None
-        return median_pose(self._recent_poses)
+    def _gaze_conditions(self) -> dict[str, bool | None]:
+        """视线类异常：这一帧有姿态时按最近几次的中位数判定（带滞回），没有时无法判断。"""
+        pose = None if self.attention is None or self.attention.pose is None else median_pose(self._recent_poses)
+        conditions = self.gaze.conditions(pose, self.neutral.learnt, self._gaze)
+        if pose is not None:
+            self._gaze = conditions
+        return conditions
 
     def emotion_due(self, t: float, analysis_interval_s: float) -> bool:
         """时刻 ``t`` 的帧要不要做情绪推理（允许半个分析间隔的帧到达抖动）。"""
