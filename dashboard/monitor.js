@@ -37,7 +37,10 @@ function row(key, field, inner = "") {
 // 卡片的骨架只建一次，之后只改各字段的文字与属性
 const TILE = `
   <h2><a data-field="who"></a><span class="risk" data-field="risk" title="风险分"></span></h2>
-  <div class="sub"><span class="exam"></span><span class="state" data-field="state"></span></div>
+  <div class="top">
+    <div class="sub"><span class="exam"></span><span class="state" data-field="state"></span></div>
+    <img class="preview" data-field="preview" alt="" width="96" height="54" hidden>
+  </div>
   ${row("人脸", "face")}
   ${row("专注度", "attention", '<meter min="0" max="100" low="40" high="70" optimum="100" hidden></meter><span></span>')}
   ${row("面部情绪", "emotion")}
@@ -57,7 +60,7 @@ function createTile(update) {
   const field = (name) => el.querySelector(`[data-field="${name}"]`);
   const f = Object.fromEntries(
     ["who", "risk", "state", "face", "attention", "emotion", "occlusion", "multi_face_secs", "hr", "audio_level", "audio",
-      "age", "latency", "dropped"].map((name) => [name, field(name)]),
+      "age", "latency", "dropped", "preview"].map((name) => [name, field(name)]),
   );
   f.exam = el.querySelector(".exam");
   f.badges = el.querySelector(".badges");
@@ -214,6 +217,10 @@ function drawFrame() {
       grid.appendChild(entry.el);
       sessions.set(update.session_id, entry);
       added = true;
+      if (previews.has(update.session_id)) {
+        showPreview(entry, previews.get(update.session_id));
+        previews.delete(update.session_id);
+      }
     }
     entry.update = update;
     entry.lastAt = now;
@@ -246,7 +253,7 @@ function riskOf(entry) {
 // 重排时只改位置变了的卡片的 transform：不触发整个网格的重新排版（300 张卡片时按 DOM 顺序重排要 100 ms 以上）。
 // 视觉顺序记在 data-rank（0 为最前）上；DOM 顺序是卡片出现的顺序。
 const CARD_MIN_W = 260;
-const CARD_H = 280; // 与 monitor.css 的 .grid .card 高度一致
+const CARD_H = 320; // 与 monitor.css 的 .grid .card 高度一致
 const GAP = 14;
 let columns = 0;
 let cardWidth = 0;
@@ -338,6 +345,8 @@ function refreshStatus(now) {
   let anomalies = 0;
   let dropped = 0;
   let cpu = null;
+  let gpu = null;
+  const workers = new Set();
   for (const entry of sessions.values()) {
     const stale = isStale(entry, now);
     const u = entry.update;
@@ -348,16 +357,36 @@ function refreshStatus(now) {
     anomalies += u.anomalies.length;
     dropped += u.system.dropped_frames;
     if (u.system.cpu_util !== null && u.system.cpu_util !== undefined) cpu = Math.max(cpu ?? 0, u.system.cpu_util);
+    if (u.system.gpu_util !== null && u.system.gpu_util !== undefined) gpu = Math.max(gpu ?? 0, u.system.gpu_util);
+    if (u.system.worker) workers.add(u.system.worker);
   }
   for (const item of activeAlerts) paintAlert(item, item.last, true);
   setText(totals.live, String(live));
   setText(totals.degraded, String(degraded));
   setText(totals.anomalies, String(anomalies));
   setText(summary, `在线 ${live} / 共 ${sessions.size} 路`);
-  setText(system, `工作进程 CPU 最高 ${cpu === null ? "—" : pct(cpu)} · 累计丢帧 ${dropped}`);
+  const gpuText = gpu === null ? "" : ` · GPU 最高 ${pct(gpu)}`;
+  setText(system, `工作进程 ${workers.size} 个 · CPU 最高 ${cpu === null ? "—" : pct(cpu)}${gpuText} · 累计丢帧 ${dropped}`);
 }
 
 setInterval(() => refreshStatus(Date.now()), 1000);
+
+// ---- 预览小图（monitor.preview，默认马赛克，每路十几秒一张）：只放进卡片，不保存；卡片还没建时先记下 ----
+const previews = new Map(); // session_id -> 还没有卡片时收到的最新一张
+const PREVIEW_TEXT = { mosaic: "预览（马赛克）", plain: "预览" };
+function showPreview(entry, msg) {
+  const img = entry.f.preview;
+  img.src = msg.image;
+  img.title = `${PREVIEW_TEXT[msg.mode] || "预览"} ${clock(Date.parse(msg.timestamp))}`;
+  img.alt = PREVIEW_TEXT[msg.mode] || "预览";
+  img.dataset.mode = msg.mode;
+  img.hidden = false;
+}
+function onPreview(msg) {
+  const entry = sessions.get(msg.session_id);
+  if (entry) showPreview(entry, msg);
+  else previews.set(msg.session_id, msg);
+}
 
 // ---- 会话结束：卡片标为“已结束”（之后不再算在线），告警里它进行中的异常随之结束 ----
 function onEnded(msg) {
@@ -368,10 +397,14 @@ function onEnded(msg) {
   refreshStatus(Date.now());
 }
 
-// 只要 monitor.update，并按批接收（每 50 ms 至多一条 monitor.batch）：几百个会话时页面每秒只处理约 20 条消息
-const link = connectMonitor({ delivery: { events: ["monitor.update"], batch: true } });
+// 只要 monitor.update 与预览小图，并按批接收（每 50 ms 至多一条 monitor.batch）：几百个会话时页面每秒只处理约 20 条消息
+const link = connectMonitor({ delivery: { events: ["monitor.update", "monitor.preview"], batch: true } });
 link.socket.on("monitor.update", onUpdate); // 连接时声明投递方式之前的事件（例如服务端不支持 batch）
+link.socket.on("monitor.preview", onPreview);
 link.socket.on("monitor.batch", (batch) => {
-  for (const [name, update] of batch.events) if (name === "monitor.update") onUpdate(update);
+  for (const [name, data] of batch.events) {
+    if (name === "monitor.update") onUpdate(data);
+    else if (name === "monitor.preview") onPreview(data);
+  }
 });
 link.socket.on("session.ended", onEnded);

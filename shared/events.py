@@ -53,11 +53,12 @@ RATE_LIMITED = "rate_limited"  # 连接发得太快：先告知，持续超限�
 MONITOR_BATCH = "monitor.batch"  # 声明了 batch 的教师连接：{events: [[事件名, 负载], ...]}，每 50 ms 至多一条
 MONITOR_REVIEW = "monitor.review"  # 双向：教师发来复核标记（ack）；服务端把保存的标记发给看这个会话的教师
 SESSION_ENDED = "session.ended"  # /monitor：会话结束、报告已定稿
+MONITOR_PREVIEW = "monitor.preview"  # /monitor：教师墙的预览小图（默认马赛克），每路每 PREVIEW_INTERVAL_S 一次
 
 # 工作进程发出、连接可以在 DeliveryOptions.events 里选择的事件
 ANALYSIS_EVENTS = frozenset({
     MONITOR_UPDATE, VIDEO_EMOTION_RESULT, RTSP_VIDEO_ANALYSIS, STUDENT_EMOTION, HEART_RATE_RESULT, RTSP_HEART_RATE_ANALYSIS,
-    STUDENT_HEART_RATE,
+    STUDENT_HEART_RATE, MONITOR_PREVIEW,
 })
 SERVER_EVENTS = ANALYSIS_EVENTS | {
     SIGNAL_CLOSE, SIGNAL_ANSWER, SIGNAL_READY, PPG_ROI, AUTH_EXPIRED, RATE_LIMITED, MONITOR_BATCH, MONITOR_REVIEW, SESSION_ENDED,

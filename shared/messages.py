@@ -89,6 +89,7 @@ class Anomaly(BaseModel):
 
 
 class SystemMetrics(BaseModel):
+    worker: str | None = Field(None, description="分析这一路的工作进程（教师墙据此数出在工作的进程数）")
     gpu_util: float | None = None
     cpu_util: float | None = None
     dropped_frames: int = Field(0, description="按目标分析帧率本应分析而没有分析的帧（累计）")
@@ -113,6 +114,20 @@ class MonitorUpdate(BaseModel):
         description="metrics 中为 null 的字段（如 'ppg.hr_bpm'）-> 原因代码（README 列出全部代码）",
     )
     replay: bool = Field(False, description="true：客户端加入时补发的最近 10 秒快照（按时间顺序，先于实时事件）")
+
+
+class MonitorPreview(BaseModel):
+    """教师墙的预览小图：只发往 ``/monitor``（有权限的教师连接），不进回放缓冲、不写入 Redis。"""
+
+    session_id: str
+    stream_name: str | None = None
+    exam_id: str | None = None
+    student_id: str | None = None
+    timestamp: str = Field(description="所取那一帧的时刻，ISO-8601 UTC")
+    mode: Literal["mosaic", "plain"] = Field(description="mosaic：16x9 格的马赛克；plain：普通缩略图")
+    image: str = Field(
+        max_length=65536, pattern=r"^data:image/jpeg;base64,", description="160x90 的 JPEG（data URL），约 1–3 KB"
+    )
 
 
 # ---------------- 种子 000 事件 ----------------

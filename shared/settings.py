@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     )
     looking_down_deg: float = Field(18.0, gt=0, le=90, description="头部相对看屏幕时的姿态低头超过该角度视为低头")
     occlusion_threshold: float = Field(0.3, gt=0, le=1, description="遮挡比例达到该值视为遮挡")
+    preview_mode: str = Field(
+        "mosaic", description="教师墙的预览小图：mosaic（16x9 格马赛克，默认）/ plain（普通缩略图）/ off（不发）"
+    )
+    preview_interval_s: float = Field(15.0, ge=2, le=600, description="每路流隔这么久发一张预览小图")
     identity_check_s: float = Field(
         5.0, ge=0, description="每路流隔这么久比对一次主人脸与会话开头登记的是否同一人（每次约 0.1 核秒）；0 关闭"
     )
@@ -206,6 +210,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in ("auto", "deepface", "fer", "none"):
             raise ValueError(f"EMOTION_BACKEND 只能是 auto / deepface / fer / none，收到 {value!r}")
+        return value
+
+    @field_validator("preview_mode")
+    @classmethod
+    def _known_preview(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("mosaic", "plain", "off"):
+            raise ValueError(f"PREVIEW_MODE 只能是 mosaic / plain / off，收到 {value!r}")
         return value
 
     @field_validator("anomaly_onset_s")

@@ -66,7 +66,14 @@ class WorkerProcess:
         self.emotion = EmotionService(settings.emotion_backend, settings.deepface_home)
         self.speech_emotion = SpeechEmotionService(settings.audio_emotion_model)
         self.identity = IdentityService(settings.identity_check_s > 0, settings.identity_budget_cores)
-        outbox = Outbox(self.publisher, lambda: self.emotion.ready, lambda: self.speech_emotion.ready, metrics)
+        outbox = Outbox(
+            self.publisher,
+            lambda: self.emotion.ready,
+            lambda: self.speech_emotion.ready,
+            metrics,
+            settings.preview_mode,
+            self.worker_id,
+        )
         registry = ConsumerRegistry()
         wake = threading.Event()
         detector = FaceDetector(settings.face_detect_width, settings.face_min_score)

@@ -3,7 +3,7 @@
 1. 未设置 REDIS_URL 时启动嵌入式 Redis（数据在 .devstack/redis，开启 AOF）；
 2. 启动网关（python -m gateway）与工作进程池（python -m workers）；
 3. 除非 DEMO=0：启动本地 RTSP 服务器与嵌入式媒体入口（WHIP，devtools/stack/whip_ingest.py：学生端演示页能在本机推流），
-   把按考试脚本合成的演示片段（devtools/stack/demo.py）循环推成 DEMO_STREAMS 路考生流（默认 5 路，各从一种异常开始），
+   把按考试脚本合成的演示片段（devtools/stack/demo.py）循环推成 DEMO_STREAMS 路考生流（默认与脚本的情况一样多，各从一种开始），
    经 REST 接口（POST /api/create_session）建会话、开始分析，并为用浏览器推流的考生建一个会话、打印它的演示页地址；
 4. Ctrl-C（SIGINT）或 SIGTERM 时按相反顺序停止全部子进程。
 """

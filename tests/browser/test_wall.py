@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -90,6 +91,13 @@ def test_wall_ranks_the_second_person_first_and_lists_it_in_the_alerts(
     risk = [float(card(s).locator('[data-field="risk"]').inner_text()) for s in (carol, bob, alice)]
     assert risk[0] > risk[1] > risk[2] == 0, risk
     expect(page.locator('[data-total="live"]')).to_have_text("3")
+    expect(page.locator("#system")).to_contain_text(re.compile(r"工作进程 1 个 · CPU 最高 \d+%"))  # 本模块只有一个工作进程
+    # 预览小图：默认马赛克（16x9 格），每张卡片都有
+    for s in (carol, bob, alice):
+        preview = card(s).locator("img.preview")
+        expect(preview).to_be_visible(timeout=20_000)
+        expect(preview).to_have_attribute("data-mode", "mosaic")
+        assert (preview.get_attribute("src") or "").startswith("data:image/jpeg;base64,")
 
     # 实时告警：多人那条在列表里，点开是该会话的页面
     alert = page.locator(f'#alerts li[data-session-id="{carol}"][data-code="MULTI_FACE"]')

@@ -155,6 +155,55 @@ def test_turning_away_looking_down_and_a_swap_reach_the_wall_and_the_report(stac
     assert "NO_FACE" not in episodes and "MULTI_FACE" not in episodes
 
 
+def test_preview_is_a_mosaic_sent_only_to_teachers_allowed_to_see_the_exam_and_never_stored(
+    stack: Stack, exam_clip: Path
+) -> None:
+    import base64
+
+    import cv2
+    import redis as redis_lib
+
+    name, _ = stack.publish(exam_clip)
+    wall = stack.recorder(ev.NS_MONITOR)  # 不限考试的教师
+    other_exam = stack.recorder(ev.NS_MONITOR, auth={"token": stack.monitor_token(exam_id="another-exam")["token"]})
+    created = stack.post(
+        "/api/create_session",
+        {"stream_name": name, "rtsp_url": stack.rtsp.read_url(name), "exam_id": "preview-exam", "student_id": "p1"},
+    )
+    assert created.status_code == 201, created.text
+    session_id = created.json()["session_id"]
+    stack.streams.append(name)
+    student = stack.student(created.json())
+    # 默认命名空间上按流订阅的旧前端连接（教师令牌）也收不到：预览只发往 /monitor
+    legacy = stack.recorder(ev.NS_DEFAULT)
+    legacy.call(ev.MONITOR_SUBSCRIBE, {"stream_name": name})
+
+    preview = wall.wait_for(ev.MONITOR_PREVIEW, lambda d: d["session_id"] == session_id, timeout=40)
+    assert preview["mode"] == "mosaic" and preview["exam_id"] == "preview-exam" and preview["stream_name"] == name
+    jpeg = base64.b64decode(preview["image"].removeprefix("data:image/jpeg;base64,"))
+    assert len(jpeg) < 6000
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image.shape == (90, 160)
+    # 马赛克：16x9 格，每格 10x10 像素几乎同色（只剩 JPEG 的误差），认不出五官
+    blocks = image.reshape(9, 10, 16, 10).astype(float)
+    assert float(blocks.std(axis=(1, 3)).max()) < 8.0
+    assert float(blocks.mean(axis=(1, 3)).std()) > 5.0  # 不是一片空白
+
+    assert not other_exam.matching(ev.MONITOR_PREVIEW, lambda d: d["session_id"] == session_id)
+    assert not student.matching(ev.MONITOR_PREVIEW) and not legacy.matching(ev.MONITOR_PREVIEW)
+    assert legacy.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id)  # 它确实在收这一路
+    client = redis_lib.Redis.from_url(stack.redis.url)
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        values = {
+            "string": lambda k: [client.get(k) or b""],
+            "list": lambda k: client.lrange(k, 0, -1),
+            "zset": lambda k: client.zrange(k, 0, -1),
+            "hash": lambda k: list(client.hgetall(k).values()),
+        }.get(kind, lambda k: [])(key)
+        assert not any(b"data:image" in v for v in values), key
+
+
 def test_silent_student_session_is_cleaned_up_with_reason(stack: Stack) -> None:
     session = stack.post("/api/create_session", {}).json()
     session_id = session["session_id"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +49,8 @@ class FaceDescriber:
 
 
 def serve(conn: Connection) -> None:
-    """子进程：载入模型，逐个计算描述子，直到管道关闭。"""
+    """子进程：载入模型，逐个计算描述子，直到管道关闭（停止由父进程负责：终端的 Ctrl-C 发给整个进程组，这里忽略）。"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     describer = FaceDescriber()
     conn.send("ready")
     while True:

@@ -114,6 +114,7 @@ def build_monitor_update(
     audio_emotion_ready: bool = False,
     gpu_util: float | None = None,
     pacer: AnalysisPacer | None = None,
+    worker: str | None = None,
 ) -> MonitorUpdate:
     """``now_wall``：Unix 时间（事件时间戳）。"""
     metrics = metrics_of(snap)
@@ -130,6 +131,7 @@ def build_monitor_update(
         anomalies=[Anomaly(code=a.code, severity=a.severity, duration_ms=a.duration_ms) for a in snap.anomalies],
         latency_ms=latency_ms,
         system=SystemMetrics(
+            worker=worker,
             gpu_util=gpu_util,
             cpu_util=cpu_util,
             dropped_frames=dropped_frames,

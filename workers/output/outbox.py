@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from shared import events as ev
 from shared.api import StreamJob
+from shared.messages import MonitorPreview, iso_utc
 
+from ..analysis.preview import PreviewMode, preview_jpeg
 from ..pipeline.pacing import AnalysisPacer
 from ..state.stream_state import StreamState
 from ..stats.metrics import WorkerMetrics
@@ -27,8 +32,12 @@ class Outbox:
         emotion_ready: Callable[[], bool],
         audio_emotion_ready: Callable[[], bool],
         metrics: WorkerMetrics,
+        preview_mode: str = "mosaic",
+        worker_id: str | None = None,
     ) -> None:
         self.publisher = publisher
+        self.worker_id = worker_id
+        self.preview_mode = preview_mode  # mosaic / plain / off
         self.metrics = metrics
         self.emotion_ready = emotion_ready
         self.audio_emotion_ready = audio_emotion_ready
@@ -62,6 +71,7 @@ class Outbox:
             pacer=pacer,
             emotion_ready=self.emotion_ready(),
             audio_emotion_ready=self.audio_emotion_ready(),
+            worker=self.worker_id,
         )
         emotion = build_emotion_event(job.session_id, job.stream_name, snap)
         heart = build_heart_rate_event(job.session_id, job.stream_name, snap) if state.throttle.heart_rate_due(now) else None
@@ -73,6 +83,23 @@ class Outbox:
         self.publisher.submit(batch, replay=(job.session_id, update_data))
         aggregate.add_update(update, snap.emotion.dominant if snap.emotion else None, now)
         aggregate.add_episodes(state.anomalies.pop_finished())
+
+    def preview(self, job: StreamJob, state: StreamState, bgr: np.ndarray, frame_wall_time: float, now: float) -> None:
+        """到了时间就发一张预览小图（``monitor.preview``，只发往 /monitor；不进回放缓冲）。"""
+        if self.preview_mode not in ("mosaic", "plain") or not job.session_id or not state.throttle.preview_due(now):
+            return
+        mode: PreviewMode = "mosaic" if self.preview_mode == "mosaic" else "plain"
+        jpeg = preview_jpeg(bgr, mode)
+        message = MonitorPreview(
+            session_id=job.session_id,
+            stream_name=job.stream_name,
+            exam_id=job.exam_id,
+            student_id=job.student_id,
+            timestamp=iso_utc(frame_wall_time),
+            mode=mode,
+            image="data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"),
+        )
+        self.publisher.submit([routing.preview(job.stream_name, message)])
 
     def signal_close(self, session_id: str, reason: str) -> None:
         self.publisher.submit([routing.signal_close(session_id, reason)])

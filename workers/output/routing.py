@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import events as ev
-from shared.messages import HeartRateEvent, MonitorUpdate, PpgRoi, SignalClose, StreamResultEvent
+from shared.messages import HeartRateEvent, MonitorPreview, MonitorUpdate, PpgRoi, SignalClose, StreamResultEvent
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,12 @@ def route(
             out.extend(Emission(name, data, namespace, both) for name in broadcast_names)
             out.append(Emission(room_name, data, namespace, room))
     return out
+
+
+def preview(stream_name: str, message: MonitorPreview) -> Emission:
+    """``monitor.preview``：只发往 /monitor 的广播与该流房间（教师连接），默认命名空间（学生端、旧前端）收不到。"""
+    rooms = [ev.ALL_ROOM, ev.stream_room(stream_name)] + ([ev.exam_room(message.exam_id)] if message.exam_id else [])
+    return Emission(ev.MONITOR_PREVIEW, message.model_dump(mode="json"), ev.NS_MONITOR, rooms)
 
 
 def ppg_roi(session_id: str, seq: int, roi: tuple[float, float, float, float] | None) -> Emission:

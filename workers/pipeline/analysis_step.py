@@ -100,12 +100,13 @@ class AnalysisLoop(threading.Thread):
             consumer.state.observe(obs, now)
             self._check_identity(consumer, frame, faces, marks)
         now = time.monotonic()
-        for consumer, _, _ in batch:
+        for consumer, frame, _ in batch:
             self._classify_speech(consumer, now)
             if consumer.state.publish_due(now):
                 self.outbox.stream_update(
                     consumer.job, consumer.state, consumer.aggregate, consumer.missed_analyses, self.pacer, now
                 )
+                self.outbox.preview(consumer.job, consumer.state, frame.bgr, frame.wall_time, now)
 
     def _detect(self, consumers: list[StreamConsumer]) -> tuple[list[Detected], bool]:
         """到点的各流的最新帧（没有新帧的流跳过）及其人脸；第二项：是否因 ``MAX_DETECT_S`` 还有流没看。"""

@@ -47,6 +47,7 @@ class StreamConsumer:
             policies=anomaly_policies(settings),
             gaze=GazeRule(settings.look_away_deg, settings.looking_down_deg),
             identity=IdentityTracker(settings.identity_threshold, settings.identity_check_s or float("inf")),
+            preview_interval_s=settings.preview_interval_s,
             occlusion_threshold=settings.occlusion_threshold,
         )
         self.ingest = RtspIngest(

@@ -29,11 +29,12 @@ class StreamState:
         occlusion_threshold: float = 0.3,
         pose_estimator: HeadPoseEstimator | None = None,
         identity: IdentityTracker | None = None,
+        preview_interval_s: float = 15.0,
     ) -> None:
         self.vision = VisionState(pose_estimator or HeadPoseEstimator(), gaze, occlusion_threshold, identity)
         self.pulse = PulseState()
         self.audio = AudioTrack()
-        self.throttle = PublishThrottle(publish_interval_s, analysis_interval_s)
+        self.throttle = PublishThrottle(publish_interval_s, analysis_interval_s, preview_interval_s)
         self.anomalies = AnomalyTracker(dict(policies or DEFAULT_POLICIES))
         self.active: list[ActiveAnomaly] = []
         self.frames_analyzed = 0

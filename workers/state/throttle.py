@@ -1,4 +1,4 @@
-"""推送节流：每路流的 monitor.update 与心率事件多久发一次，以及本次推送的端内延迟。"""
+"""推送节流：每路流的 monitor.update、心率事件与预览小图多久发一次，以及本次推送的端内延迟。"""
 
 from __future__ import annotations
 
@@ -12,11 +12,20 @@ class PublishThrottle:
     MIN_PUBLISH_GAP_S = 0.25
     HEART_RATE_EVENT_INTERVAL_S = 1.0
 
-    def __init__(self, publish_interval_s: float, analysis_interval_s: float) -> None:
+    def __init__(self, publish_interval_s: float, analysis_interval_s: float, preview_interval_s: float = 15.0) -> None:
         self.min_gap_s = max(self.MIN_PUBLISH_GAP_S, publish_interval_s - analysis_interval_s / 2)
+        self.preview_interval_s = preview_interval_s
         self.last_latency_ms: float | None = None
         self._last_publish_at: float | None = None
         self._last_heart_rate_at: float | None = None
+        self._last_preview_at: float | None = None
+
+    def preview_due(self, now: float) -> bool:
+        """预览小图每 ``preview_interval_s`` 一张（第一次在第一次推送时）。"""
+        if self._last_preview_at is not None and now - self._last_preview_at < self.preview_interval_s:
+            return False
+        self._last_preview_at = now
+        return True
 
     def publish_due(self, now: float) -> bool:
         """刚分析完一帧时调用：距上次推送是否已满节流间隔。"""
