@@ -80,13 +80,10 @@ PEOPLE = ("astronaut", *(f"t1-{i}" for i in range(6)))
 
 
 def _group_photo() -> np.ndarray:
-    """insightface 轮子自带的六人合影 t1.jpg（BGR；只读数据文件，不导入 insightface）。"""
-    import importlib.util
-    from pathlib import Path
+    """insightface 轮子自带的六人合影 t1.jpg（BGR）。"""
+    from workers.analysis.head_pose import insightface_data
 
-    spec = importlib.util.find_spec("insightface")
-    assert spec is not None and spec.submodule_search_locations, "需要 insightface 包（make test 会安装）"
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "images" / "t1.jpg"
+    path = insightface_data("images", "t1.jpg")
     image = cv2.imread(str(path))
     assert image is not None, path
     return image

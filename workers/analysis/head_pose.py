@@ -22,15 +22,17 @@ POSE_POINTS = np.r_[6:11, 17:68]
 EYE_CORNERS_MM = 90.0  # 平均成人两外眼角间距，给模板定尺度（只影响估计的距离，不影响角度）
 
 
-def mean_face_68() -> np.ndarray:
-    """insightface 轮子里的 68 点 3-D 平均人脸，换成相机坐标系与毫米：(68, 3) float64。
-
-    只读数据文件，不导入 insightface（它的 ``__init__`` 会载入 onnxruntime）。"""
+def insightface_data(*parts: str) -> Path:
+    """insightface 轮子 ``data/`` 下的文件。只读数据文件，不导入 insightface（它的 ``__init__`` 会载入 onnxruntime）。"""
     spec = importlib.util.find_spec("insightface")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("找不到 insightface 包（头部姿态的 3-D 平均人脸）：请运行 make run / make test 安装依赖")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "objects" / "meanshape_68.pkl"
-    with path.open("rb") as f:
+    return Path(next(iter(spec.submodule_search_locations))).joinpath("data", *parts)
+
+
+def mean_face_68() -> np.ndarray:
+    """insightface 轮子里的 68 点 3-D 平均人脸，换成相机坐标系与毫米：(68, 3) float64。"""
+    with insightface_data("objects", "meanshape_68.pkl").open("rb") as f:
         shape = np.asarray(pickle.load(f), np.float64).reshape(68, 3)
     shape = shape * np.array([1.0, 1.0, -1.0])  # 文件里 z 指向相机
     shape -= shape[30]  # 鼻尖为原点

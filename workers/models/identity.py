@@ -94,16 +94,26 @@ class IdentityService:
             self._thread.join(3.0)
         self._close()
 
-    def submit(self, chip: np.ndarray, callback: Callback) -> bool:
-        """排队一张人脸；服务未就绪或队列满时返回 False。"""
+    def available(self) -> bool:
+        """现在提交会不会被接受（已就绪且预算够）：分析线程先问这个，再去对齐人脸。"""
         if not self.ready:
             return False
         with self._lock:
-            now = time.monotonic()
-            cap = 2 * self._cost_s  # 至多攒两个描述子的时间：空闲久了也不会一下子涌进一大批
-            self._tokens_s = min(cap, self._tokens_s + (now - self._tokens_at) * self.budget_cores)
-            self._tokens_at = now
-            if self._tokens_s < self._cost_s:
+            return self._refill() >= self._cost_s
+
+    def _refill(self) -> float:
+        now = time.monotonic()
+        cap = 2 * self._cost_s  # 至多攒两个描述子的时间：空闲久了也不会一下子涌进一大批
+        self._tokens_s = min(cap, self._tokens_s + (now - self._tokens_at) * self.budget_cores)
+        self._tokens_at = now
+        return self._tokens_s
+
+    def submit(self, chip: np.ndarray, callback: Callback) -> bool:
+        """排队一张人脸；服务未就绪、超出预算或队列满时返回 False。"""
+        if not self.ready:
+            return False
+        with self._lock:
+            if self._refill() < self._cost_s:
                 return False
             try:
                 self._jobs.put_nowait((chip, callback))

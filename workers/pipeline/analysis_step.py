@@ -151,7 +151,7 @@ class AnalysisLoop(threading.Thread):
         self, consumer: StreamConsumer, frame: Frame, faces: FaceDetections, marks: np.ndarray | None
     ) -> None:
         tracker = consumer.state.vision.identity
-        if marks is None or not self.identity.ready or not consumer.state.vision.identity_due():
+        if marks is None or not self.identity.available() or not consumer.state.vision.identity_due():
             return
         t = frame.received_at
         chip = face_chip(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB), faces.faces[0], marks)
