@@ -66,7 +66,7 @@ class IdentityService:
     RESULT_TIMEOUT_S = 2.0  # 一个描述子约 0.1 s；CPU 被占满时也不该超过这么久
     MAX_RESTARTS = 5
 
-    def __init__(self, enabled: bool = True, budget_cores: float = 0.1, queue_size: int = 4) -> None:
+    def __init__(self, enabled: bool = True, budget_cores: float = 0.05, queue_size: int = 4) -> None:
         self.enabled = enabled
         self.budget_cores = budget_cores
         self._lock = threading.Lock()
