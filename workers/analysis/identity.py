@@ -6,7 +6,7 @@
 
     >>> tracker = IdentityTracker()
     >>> if tracker.due(t, usable=True): service.submit(chip, lambda d: tracker.deliver(d, t))
-    >>> tracker.condition(t)  # None：还没登记；True：此刻坐着的不是登记的人
+    >>> tracker.condition()  # None：还没登记；True：此刻坐着的不是登记的人
 """
 
 from __future__ import annotations

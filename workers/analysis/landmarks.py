@@ -55,11 +55,7 @@ class LandmarkTracker:
     REFRESH_S = 1.0
 
     def __init__(self) -> None:
-        self._marks: np.ndarray | None = None
-        self._shape: np.ndarray | None = None
-        self._center: np.ndarray | None = None
-        self._at = 0.0
-        self.predicted = 0  # 实际预测的次数（其余为沿用）
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None  # 68 点、形状、中心、时刻
 
     @staticmethod
     def _normalised(face: Face) -> tuple[np.ndarray, np.ndarray]:
@@ -69,15 +65,10 @@ class LandmarkTracker:
 
     def locate(self, landmarker: FaceLandmarker, gray: np.ndarray, face: Face, t: float) -> np.ndarray:
         shape, center = self._normalised(face)
-        if (
-            self._marks is not None
-            and self._shape is not None
-            and self._center is not None
-            and 0.0 <= t - self._at < self.REFRESH_S
-            and float(np.abs(shape - self._shape).max()) < self.SHAPE_CHANGE
-        ):
-            return (self._marks + (center - self._center)).astype(np.float32)
-        self._marks = landmarker.locate(gray, face)
-        self._shape, self._center, self._at = shape, center, t
-        self.predicted += 1
-        return self._marks
+        if self._last is not None:
+            marks, last_shape, last_center, at = self._last
+            if 0.0 <= t - at < self.REFRESH_S and float(np.abs(shape - last_shape).max()) < self.SHAPE_CHANGE:
+                return (marks + (center - last_center)).astype(np.float32)
+        marks = landmarker.locate(gray, face)
+        self._last = (marks, shape, center, t)
+        return marks

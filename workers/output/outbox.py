@@ -37,7 +37,7 @@ class Outbox:
     ) -> None:
         self.publisher = publisher
         self.worker_id = worker_id
-        self.preview_mode = preview_mode  # mosaic / plain / off
+        self.preview_mode: PreviewMode | None = None if preview_mode == "off" else preview_mode  # type: ignore[assignment]
         self.metrics = metrics
         self.emotion_ready = emotion_ready
         self.audio_emotion_ready = audio_emotion_ready
@@ -86,9 +86,9 @@ class Outbox:
 
     def preview(self, job: StreamJob, state: StreamState, bgr: np.ndarray, frame_wall_time: float, now: float) -> None:
         """到了时间就发一张预览小图（``monitor.preview``，只发往 /monitor；不进回放缓冲）。"""
-        if self.preview_mode not in ("mosaic", "plain") or not job.session_id or not state.throttle.preview_due(now):
+        mode = self.preview_mode
+        if mode is None or not job.session_id or not state.throttle.preview_due(now):
             return
-        mode: PreviewMode = "mosaic" if self.preview_mode == "mosaic" else "plain"
         jpeg = preview_jpeg(bgr, mode)
         message = MonitorPreview(
             session_id=job.session_id,
