@@ -10,6 +10,11 @@
   投递方式只作用于分析事件（回放的 ``monitor.update`` 也进批）；``auth.expired``、``rate_limited``、信令与带 ack 的事件
   照常逐条发。
 
+回放先于实时：连接在读回放之前 :meth:`FanoutManager.hold` 住，此后发给它的分析事件先排队；
+:meth:`FanoutManager.release` 先发回放、再按到达顺序发排队的事件，然后恢复直接投递；回放里已有的（或更旧的）
+``monitor.update`` 之后到达时不再发给它。工作进程先写回放缓冲、再发出，所以连接进房间与读回放之间
+不漏、不重复、不交错。
+
 逐条投递的连接发送队列里积压超过 ``MAX_BACKLOG`` 条时，再来的分析事件对它丢弃：网关忙不过来（几十个不攒批的
 旧前端连接）或客户端读得慢时，它看到的仍是新数据，延迟与内存都有上限。
 
@@ -21,6 +26,8 @@
     manager = FanoutManager(metrics, redis_url, channel=keys.socketio_channel)
     sio = socketio.AsyncServer(client_manager=manager, async_mode="asgi")
     manager.set_delivery(sid, "/monitor", DeliveryOptions(events=["monitor.update"], batch=True))
+    manager.hold(sid, "/monitor")           # 进房间之前
+    await manager.release(sid, "/monitor", replay_updates)
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +67,29 @@ class _Recipient:
     pending: list[str] = field(default_factory=list)  # 待发的 JSON 文本 [事件名, 负载]
 
 
+@dataclass
+class _Joining:
+    """正在或刚刚回放的连接。``queue``：回放发完之前到达的分析事件（不再排队时为 None）；``depth``：还没 release 的
+    hold 次数（墙的回放与订阅的回放可能重叠）；``replayed_to``：会话 -> 回放到的最新时间戳，晚到的更旧或同一条
+    monitor.update 不再发（工作进程先写回放缓冲、再发出，同一条可能既在回放里、又稍后才经频道到达）。"""
+
+    queue: deque[tuple[str, list]] | None = field(default_factory=deque)
+    depth: int = 0
+    replayed_to: dict[str, str] = field(default_factory=dict)
+
+    def stale(self, event: str, args: list) -> bool:
+        """这条事件已在回放里（或比回放的更旧）；该会话第一条更新的到达之后就不再比较。"""
+        if event != ev.MONITOR_UPDATE or not self.replayed_to or not args or not isinstance(args[0], dict):
+            return False
+        session_id, stamp = args[0].get("session_id"), args[0].get("timestamp")
+        if not isinstance(session_id, str) or not isinstance(stamp, str) or session_id not in self.replayed_to:
+            return False
+        if stamp <= self.replayed_to[session_id]:  # 同一格式的 ISO-8601 UTC（iso_utc）按字符串比较即按时间比较
+            return True
+        del self.replayed_to[session_id]
+        return False
+
+
 class FanoutManager(socketio.AsyncRedisManager):
     def __init__(self, metrics: GatewayMetrics, *args: Any, flush_interval_s: float = FLUSH_INTERVAL_S,
                  **kwargs: Any) -> None:
@@ -66,6 +97,7 @@ class FanoutManager(socketio.AsyncRedisManager):
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
         self._recipients: dict[str, dict[str, _Recipient]] = {}  # 命名空间 -> sid -> 声明了投递方式的连接
+        self._joining: dict[str, dict[str, _Joining]] = {}  # 命名空间 -> sid -> 正在或刚刚回放的连接
 
     def initialize(self) -> None:
         super().initialize()
@@ -79,8 +111,38 @@ class FanoutManager(socketio.AsyncRedisManager):
         events = frozenset(options.events) if options.events is not None else None
         self._recipients.setdefault(namespace, {})[sid] = _Recipient(events, options.batch)
 
+    def hold(self, sid: str, namespace: str) -> None:
+        """此后发给 ``sid`` 的分析事件先排队，直到对应的 :meth:`release`。"""
+        joining = self._joining.setdefault(namespace, {}).setdefault(sid, _Joining())
+        if joining.queue is None:
+            joining.queue = deque()
+        joining.depth += 1
+
+    async def release(self, sid: str, namespace: str, replay: list[dict]) -> None:
+        """给 ``sid`` 发回放的 ``monitor.update``（只在本实例）；最后一个 hold 释放时按到达顺序发排队的事件
+        （回放里已有的不发）并恢复直接投递。"""
+        joining = self._joining.get(namespace, {}).get(sid)
+        if joining is None or joining.queue is None:
+            return
+        for update in replay:
+            self._count_relayed(namespace, ev.MONITOR_UPDATE)
+            await self._deliver(ev.MONITOR_UPDATE, [update], namespace, sid, None, queued=True)
+            session_id, stamp = update["session_id"], update["timestamp"]
+            joining.replayed_to[session_id] = max(stamp, joining.replayed_to.get(session_id, stamp))
+        joining.depth -= 1
+        if joining.depth > 0:
+            return
+        while joining.queue:  # 发送期间新到的事件也排在后面
+            event, args = joining.queue.popleft()
+            if not joining.stale(event, args):
+                await self._deliver(event, args, namespace, sid, None, queued=True)
+        joining.queue = None
+        if not joining.replayed_to:
+            self._joining[namespace].pop(sid, None)
+
     async def disconnect(self, sid: str, namespace: str | None = None, **kwargs: Any) -> Any:
         self._recipients.get(namespace or "/", {}).pop(sid, None)
+        self._joining.get(namespace or "/", {}).pop(sid, None)
         return await super().disconnect(sid, namespace, **kwargs)
 
     async def _listen(self) -> AsyncIterator[Any]:
@@ -99,32 +161,47 @@ class FanoutManager(socketio.AsyncRedisManager):
             log.warning("malformed event batch on the Socket.IO channel ignored: %s", str(exc)[:200])
             return
         for event, data, namespace, room in batch.unpacked():
+            self._count_relayed(namespace, event)
             await self._deliver(event, [data], namespace, room, None)
 
     async def _handle_emit(self, message: dict) -> None:
+        namespace = message.get("namespace") or "/"
+        self._count_relayed(namespace, message.get("event"))
         if message.get("callback") or message.get("binary"):
-            self._count_relayed(message.get("namespace") or "/", message.get("event"))
             await super()._handle_emit(message)
             return
         data = message.get("data")
         args = data if isinstance(data, list) else [data]  # python-socketio 的消息里 data 是参数列表
-        await self._deliver(message["event"], args, message.get("namespace") or "/", message.get("room"),
-                            message.get("skip_sid"))
+        await self._deliver(message["event"], args, namespace, message.get("room"), message.get("skip_sid"))
 
-    async def _deliver(self, event: str, args: list, namespace: str, room: Any, skip_sid: Any) -> None:
-        self._count_relayed(namespace, event)
+    async def _deliver(self, event: str, args: list, namespace: str, room: Any, skip_sid: Any,
+                       queued: bool = False) -> None:
+        """``queued``：这是 :meth:`release` 发出的回放或排过队的事件，不再经过排队与去重。"""
         if namespace not in self.rooms:
             return
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid} if skip_sid else ()
         # 投递方式只管分析事件；auth.expired、rate_limited、信令等照常逐条发给每个收件人
         analysis = event in ev.ANALYSIS_EVENTS
         declared = self._recipients.get(namespace, {}) if analysis else {}
+        joins = self._joining.get(namespace, {}) if analysis and not queued else {}
         direct: list[str] = []
         item: str | None = None
         batched = 0
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
+            joining = joins.get(sid)
+            if joining is not None:
+                if joining.queue is not None:
+                    if len(joining.queue) < MAX_BACKLOG:
+                        joining.queue.append((event, args))
+                    else:
+                        self.metrics.socket_deliveries.labels(namespace, "dropped_backlog").inc()
+                    continue
+                if joining.stale(event, args):
+                    continue
+                if not joining.replayed_to:
+                    del joins[sid]
             recipient = declared.get(sid)
             if recipient is None:
                 direct.append(eio_sid)

@@ -11,8 +11,8 @@
   （``bad_delivery_options``）。
 
 回放：教师连接先收到它能看的在线会话最近 10 秒的 ``monitor.update``（``replay: true``，按时间顺序，合计不超过
-``REPLAY_MAX_BYTES``）；订阅某会话时先收到该会话的回放（已订阅的再次订阅不重发），之后才进入房间接收实时事件，
-因此回放与实时事件不会重复。
+``REPLAY_MAX_BYTES``）；订阅某会话时先收到该会话的回放（已订阅的再次订阅不重发），之后才是实时事件。读回放期间
+到达的实时事件先排队（见 gateway/realtime/fanout.py 的 hold/release），所以回放与实时事件不交错、不重复、不漏。
 
 客户端事件（带 ack）：
 - ``monitor.subscribe {session_id | stream_name}`` -> ``{ok, stream_name, session_id}`` 或 ``{ok: false, error}``
@@ -135,10 +135,13 @@ class ViewerNamespace(socketio.AsyncNamespace):
 
     async def _admit_teacher(self, sid: str, grant: Grant) -> None:
         self.viewers[sid] = grant
+        replays = self.namespace == ev.NS_MONITOR  # 默认命名空间的教师连接（种子 000 的前端）照旧不回放
+        if replays:
+            self.server.manager.hold(sid, self.namespace)  # 回放发完之前，实时事件对它排队
         await self.enter_room(sid, broadcast_room(grant))
         self.metrics.socket_clients.labels(self.namespace, "teacher").inc()
         # 连接在本处理函数返回后才被确认：审计与回放放到后台任务里，在确认之后发出（持有任务的引用，免得它被回收）
-        task = self.server.start_background_task(self._replay_wall, sid, grant)
+        task = self.server.start_background_task(self._replay_wall, sid, grant, replays)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -146,29 +149,30 @@ class ViewerNamespace(socketio.AsyncNamespace):
         if self.viewers.pop(sid, None) is not None:
             self.metrics.socket_clients.labels(self.namespace, "teacher").dec()
 
-    async def _replay_wall(self, sid: str, grant: Grant) -> None:
+    async def _replay_wall(self, sid: str, grant: Grant, replays: bool) -> None:
         for _ in range(100):  # 等连接确认（通常已经确认）
             if self.server.manager.is_connected(sid, self.namespace):
                 break
             await asyncio.sleep(0.01)
+        session_ids: list[str] = []
         try:
             session_ids = await self.stores.streams.live_sessions(grant.exam_id)
             await self.stores.viewers.record(session_ids, grant.teacher, grant.grant_id, "wall")
         except RedisError as exc:
-            log.warning("replay for %s skipped: %s", sid, exc)
-            return
-        if self.namespace == ev.NS_MONITOR:  # 默认命名空间的教师连接（种子 000 的前端）照旧不回放
+            log.warning("audit record for %s not written: %s", sid, exc)
+        if replays:
             await self._replay(sid, session_ids)
 
     async def _replay(self, sid: str, session_ids: list[str]) -> None:
-        """给 ``sid`` 发这些会话的回放；Redis 不可用时跳过回放，不影响之后的实时事件。"""
+        """给已 hold 住的 ``sid`` 发这些会话的回放，再放开排队的实时事件；Redis 不可用时只是没有回放。"""
+        updates: list[dict] = []
         try:
-            updates = await self.stores.replay.recent(session_ids, self.settings.replay_max_bytes)
+            if session_ids:
+                updates = await self.stores.replay.recent(session_ids, self.settings.replay_max_bytes)
         except RedisError as exc:
             log.warning("replay for %s skipped: %s", sid, exc)
-            return
-        for update in updates:
-            await self.emit(ev.MONITOR_UPDATE, update, to=sid)
+        finally:
+            await self.server.manager.release(sid, self.namespace, updates)
 
     async def _resolve(self, sid: str, data: Any) -> tuple[str, str] | SubscribeAck:
         """订阅目标 -> (流名, 会话 ID)；不合法、不存在或该连接无权查看时返回带原因的 ack。"""
@@ -213,8 +217,9 @@ class ViewerNamespace(socketio.AsyncNamespace):
         if room not in self.rooms(sid):  # 每次订阅只回放一次
             if grant is not None:
                 await self._record(grant, session_id)
-            await self._replay(sid, [session_id])
+            self.server.manager.hold(sid, self.namespace)
             await self.enter_room(sid, room)
+            await self._replay(sid, [session_id])
         if grant is not None:
             await self.leave_room(sid, broadcast_room(grant))
         return SubscribeAck(ok=True, stream_name=stream_name, session_id=session_id).model_dump()

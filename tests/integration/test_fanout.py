@@ -5,11 +5,13 @@
 - 声明 ``{events: [monitor.update], batch: true}`` 的连接只收 ``monitor.batch``，里面是同样的 monitor.update、
   没有旧事件名，每批间隔约 50 ms；
 - 限定考试的批量连接只收到该考试的会话（批不会把别的房间的事件带给它）；
-- 不合法的投递方式：连接被拒绝并说明原因；频道上格式错误的事件批被忽略，之后的事件照常投递。
+- 不合法的投递方式：连接被拒绝并说明原因；频道上格式错误的事件批被忽略，之后的事件照常投递；
+- 事件高速到达时加入的连接（墙的逐条与攒批连接、订阅单个会话的连接）：先回放、后实时，一条不漏、不重复、不交错。
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -21,6 +23,8 @@ from shared.keys import RedisKeys
 from tests.conftest import Stack
 from tests.helpers import Recorder, connect_refusal, wait_until
 from workers.output.emitter import BatchEmitter
+from workers.output.publisher import EventPublisher, ReplayBuffer
+from workers.output.routing import Emission
 
 WORKER_PROCESSES = 0
 LEGACY = (ev.VIDEO_EMOTION_RESULT, ev.RTSP_VIDEO_ANALYSIS, ev.HEART_RATE_RESULT, ev.RTSP_HEART_RATE_ANALYSIS)
@@ -109,3 +113,56 @@ def test_malformed_batch_on_the_channel_is_ignored(stack: Stack) -> None:
     _send(stack, [SyntheticSession("sess-ok", "exam-x-user-9", "x")], steps=2)
     wait_until(lambda: len(_batched(wall)) >= 2 * (1 + len(LEGACY)), 10, "events after the malformed ones")
     assert stack.gateway.poll() is None
+
+
+def test_connections_joining_a_fast_stream_get_replay_then_every_live_update_once(stack: Stack) -> None:
+    """一个会话每秒 100 次更新（经工作进程的发布线程：先写回放缓冲、再发出），期间陆续加入的连接收到的
+    monitor.update 恰好是所发序列的一段连续后缀：回放在前、实时在后，没有漏掉、重复或交错的。"""
+    resp = stack.post("/api/create_session", {"stream_name": "exam-fast-user-1", "rtsp_url": "rtsp://127.0.0.1:9/none"})
+    assert resp.status_code == 201, resp.text
+    session_id = resp.json()["session_id"]
+    source = SyntheticSession(session_id, "exam-fast-user-1", "fast")
+    client = redis.Redis.from_url(stack.redis.url, socket_timeout=5)
+    publisher = EventPublisher(_emitter(stack), replay=ReplayBuffer(client, RedisKeys(stack.env["KEY_PREFIX"])))
+    publisher.start()
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def feed() -> None:
+        start = time.time()
+        while not stop.is_set():
+            batch = [Emission(*e) for e in source.step(start + len(sent) * 0.01)]  # 时间戳各不相同
+            update = next(e.data for e in batch if e.event == ev.MONITOR_UPDATE)
+            sent.append(update["timestamp"])
+            publisher.submit(batch, replay=(session_id, update))
+            time.sleep(0.01)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        wait_until(lambda: len(sent) >= 100, 10, "feed started")
+        plain = stack.recorder(ev.NS_MONITOR)
+        batched = stack.recorder(ev.NS_MONITOR, auth={"token": stack.monitor_token()["token"], "batch": True})
+        room = stack.recorder(ev.NS_DEFAULT)
+        assert room.subscribe(session_id=session_id)["ok"]
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        feeder.join(5)
+        publisher.close()
+    wait_until(lambda: plain.matching(ev.MONITOR_UPDATE) and plain.matching(ev.MONITOR_UPDATE)[-1]["timestamp"] == sent[-1],
+               10, "last update reached the wall")
+    time.sleep(0.3)
+
+    received = {
+        "plain": plain.matching(ev.MONITOR_UPDATE),
+        "batched": [d for name, d in _batched(batched) if name == ev.MONITOR_UPDATE],
+        "subscribed": room.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == session_id),
+    }
+    for name, updates in received.items():
+        stamps = [d["timestamp"] for d in updates]
+        flags = [d["replay"] for d in updates]
+        first_live = flags.index(False)
+        assert first_live >= 20 and not any(flags[first_live:]), (name, flags)  # 先回放、后实时
+        start = sent.index(stamps[0])
+        assert stamps == sent[start:], (name, len(stamps), len(sent) - start)  # 连续、不重复、到最后一条

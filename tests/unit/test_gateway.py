@@ -145,17 +145,25 @@ def _viewer_namespace(stores: object, grant: Grant | None = None) -> tuple[Viewe
             return grant
 
     tasks: list = []
+    holds: list[tuple[str, list[dict] | None]] = []  # (sid, None) = hold；(sid, 回放) = release
+
+    async def release(sid: str, namespace: str, replay: list[dict]) -> None:
+        holds.append((sid, replay))
+
     ns = ViewerNamespace(ev.NS_MONITOR, cast(Stores, stores), cast(Credentials, Creds()), Settings(), GatewayMetrics(),
                          cast(TimelineService, None))
     ns.server = cast(socketio.AsyncServer, types.SimpleNamespace(
         start_background_task=lambda fn, *args: tasks.append(task := asyncio.ensure_future(fn(*args))) or task,
-        manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True, set_delivery=lambda *args: None),
+        manager=types.SimpleNamespace(is_connected=lambda sid, namespace: True, set_delivery=lambda *args: None,
+                                      hold=lambda sid, namespace: holds.append((sid, None)), release=release,
+                                      holds=holds),
     ))
     return ns, tasks
 
 
 def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Redis 暂时不可用时 /monitor 的新连接跳过回放，但仍进入 all 房间（否则它此后收不到任何实时事件）。"""
+    """Redis 暂时不可用时 /monitor 的新连接跳过回放，但仍进入 all 房间，排队的实时事件也被放开
+    （否则它此后收不到任何实时事件）。"""
 
     class DownStreams:
         async def live_sessions(self, exam_id: str | None = None) -> list[str]:
@@ -181,6 +189,7 @@ def test_monitor_client_joins_the_all_room_even_when_replay_cannot_be_read(monke
 
     asyncio.run(connect_then_replay())
     assert rooms == [ev.ALL_ROOM] and emitted == []
+    assert ns.server.manager.holds == [("sid-1", None), ("sid-1", [])]  # hold 住，再以空回放放开
 
 
 def test_subscribe_while_redis_is_down_gets_an_error_ack_instead_of_none() -> None:

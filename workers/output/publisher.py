@@ -70,7 +70,7 @@ class EventPublisher(threading.Thread):
         self.errors = 0
 
     def submit(self, batch: list[Emission], replay: tuple[str, dict] | None = None) -> None:
-        """``replay``：(会话 ID, monitor.update 负载)，发出后写入回放缓冲。"""
+        """``replay``：(会话 ID, monitor.update 负载)，发出之前写入回放缓冲。"""
         while True:
             try:
                 self._queue.put_nowait((time.monotonic(), batch, replay))
@@ -105,18 +105,20 @@ class EventPublisher(threading.Thread):
                 self._dropped()  # 已经过时：发出去只会让教师看到几秒前的状态，并拖慢后面的
                 continue
             started = time.perf_counter()
-            try:
-                self.emitter.emit_batch([(e.event, e.data, e.namespace, e.room) for e in batch])
-                self.published += len(batch)
-            except Exception:  # noqa: BLE001 - 发布失败不能让线程退出
-                self.errors += 1
-                log.exception("publish of %d events failed", len(batch))
+            # 先写回放缓冲、再发出：网关在发出之前就已 hold 住的新连接会排队收到它，之后才 hold 的连接读回放时必能读到它，
+            # 所以新连接不漏任何一条（见 gateway/realtime/fanout.py）
             if replay is not None and self.replay is not None:
                 try:
                     self.replay.append(*replay)
                 except redis.RedisError as exc:
                     self.errors += 1
                     log.warning("replay buffer write failed: %s", exc)
+            try:
+                self.emitter.emit_batch([(e.event, e.data, e.namespace, e.room) for e in batch])
+                self.published += len(batch)
+            except Exception:  # noqa: BLE001 - 发布失败不能让线程退出
+                self.errors += 1
+                log.exception("publish of %d events failed", len(batch))
             if self.metrics is not None:
                 self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - started)
                 self.metrics.published.inc()
