@@ -89,6 +89,19 @@ def fake_camera_args(frames: Iterable[np.ndarray], fps: float, path: Path) -> li
     return [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={path}"]
 
 
+def fake_microphone_arg(pcm: np.ndarray, sample_rate: int, path: Path) -> str:
+    """把单声道 int16 PCM 写成 WAV（Chromium 假麦克风循环播放它），返回对应的 Chromium 启动参数（与
+    :func:`fake_camera_args` 合用）。"""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.asarray(pcm, np.int16).tobytes())
+    return f"--use-file-for-fake-audio-capture={path}"
+
+
 def ffmpeg_from_frames(frames: Iterable[np.ndarray], fps: float, output_args: list[str], timeout_s: float = 120) -> None:
     """把 BGR 帧序列经标准输入交给 FFmpeg（rawvideo 输入），其余参数（编码、输出文件等）由 ``output_args`` 给出。"""
     frames = iter(frames)

@@ -8,9 +8,10 @@ compose 部署照常用 MediaMTX）：
   ``Location: /{path}/whip/{secret}``、``ETag``。收到的音视频帧按会话计数。
 - ``PATCH /{path}/whip/{secret}``：trickle ICE（RFC 8840 片段），204；未知会话 404。
 - ``DELETE /{path}/whip/{secret}``：关闭连接，200；未知会话 404。
-- ``--relay-rtsp BASE``：把每路推流的视频（重新编码为 H.264）推到 ``BASE/<路径>``，像 MediaMTX 一样让工作进程
-  经 RTSP 读到学生端的画面（RTSP 服务由 rtsp-server-perl 充当）；``--hook-url URL``：转推开始、结束时像 MediaMTX 的
-  ``runOnReady`` / ``runOnNotReady`` 一样 ``POST URL?path=<路径>&event=available|unavailable``（网关据此开始、停止分析）。
+- ``--relay-rtsp BASE``：把每路推流的视频（重新编码为 H.264）与音频（有音轨时，重新编码为 Opus）推到
+  ``BASE/<路径>``，像 MediaMTX 一样让工作进程经 RTSP 读到学生端的画面与声音（RTSP 服务由 rtsp-server-perl 充当）；
+  ``--hook-url URL``：转推开始、结束时像 MediaMTX 的 ``runOnReady`` / ``runOnNotReady`` 一样
+  ``POST URL?path=<路径>&event=available|unavailable``（网关据此开始、停止分析）。
 - 测试用控制接口：``GET /_standin/stats``、``POST /_standin/mode``（``ok`` / ``error500``）、
   ``POST /_standin/drop``（服务端关闭某路径的连接，模拟媒体故障）。
 - 基准用：``--record FILE`` 把第一路视频解码后的帧无损（FFV1）写入 FILE，各帧的接收时刻写入 FILE.times.json；
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -63,7 +65,7 @@ class Session:
                 "connection_state": self.pc.connectionState, "ice_state": self.pc.iceConnectionState}
 
     async def consume(self, track, recorder: "FrameRecorder | None" = None, relay: "RtspRelay | None" = None) -> None:
-        """不停地取帧并计数（需要时录下视频帧、转推到 RTSP），直到轨道结束。"""
+        """不停地取帧并计数（需要时录下视频帧、转推到 RTSP），直到轨道结束；视频轨结束时关闭转推。"""
         try:
             with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
                 while True:
@@ -76,8 +78,10 @@ class Session:
                             await relay.write(frame)
                     else:
                         self.audio_frames += 1
+                        if relay is not None:
+                            await relay.write_audio(frame)
         finally:
-            if relay is not None:
+            if relay is not None and track.kind == "video":
                 await relay.close()
 
     async def close(self) -> None:
@@ -122,21 +126,61 @@ class FrameRecorder:
 
 class RtspRelay:
     """把收到的视频帧经 FFmpeg（x264，1 Mbit/s）推到 RTSP 地址；首帧决定分辨率，之后的帧缩放到同一尺寸。
+    ``audio``（推流里有音轨时置为 True）时音频帧（重采样为 48 kHz 单声道）经另一条管道进同一个 FFmpeg，编码为 Opus
+    （与 MediaMTX 转出的相同）；两路都按到达时刻打时间戳，浏览器少发了视频帧也不会让声音越拖越晚；音频断了时视频
+    至多多等 ``MAX_INTERLEAVE_S``。视频开始之前到达的音频丢弃。
     推出一秒的帧之后调用 ``notify(True)``（流在 RTSP 服务器上可读了），关闭时 ``notify(False)``。
     FFmpeg 退出（RTSP 服务器拒绝了 RECORD、连接断开）时按退避重新启动，至多 ``MAX_RESTARTS`` 次；等待期间的帧丢弃。"""
 
     FPS = 15
+    AUDIO_RATE = 48000
+    MAX_INTERLEAVE_S = 0.5
     MAX_RESTARTS = 5
 
-    def __init__(self, url: str, notify=None) -> None:
+    def __init__(self, url: str, notify=None, audio: bool = False) -> None:
         self.url = url
         self.notify = notify
+        self.audio = audio
         self.proc: asyncio.subprocess.Process | None = None
+        self.audio_pipe: asyncio.StreamWriter | None = None
+        self.resampler = None
         self.size: tuple[int, int] | None = None
         self.failed = False
         self.frames = 0
+        self.audio_samples = 0
         self.restarts = 0
         self.retry_at = 0.0
+
+    async def _start_ffmpeg(self) -> None:
+        assert self.size is not None
+        audio_in: list[str] = []
+        audio_out: list[str] = []
+        read_fd = write_fd = None
+        if self.audio:
+            read_fd, write_fd = os.pipe()
+            audio_in = ["-use_wallclock_as_timestamps", "1", "-f", "s16le", "-ar", str(self.AUDIO_RATE), "-ac", "1",
+                        "-i", f"pipe:{read_fd}"]
+            audio_out = ["-map", "1:a", "-af", "aresample=async=1000", "-c:a", "libopus", "-b:a", "32k",
+                         "-max_interleave_delta", str(int(self.MAX_INTERLEAVE_S * 1e6))]
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                require_binary("ffmpeg"), "-nostdin", "-loglevel", "error",
+                "-use_wallclock_as_timestamps", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                "-s", f"{self.size[0]}x{self.size[1]}", "-framerate", str(self.FPS), "-i", "-", *audio_in,
+                "-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(self.FPS),
+                "-b:v", "1M", "-pix_fmt", "yuv420p", *audio_out, "-f", "rtsp", self.url,
+                stdin=asyncio.subprocess.PIPE, pass_fds=(read_fd,) if read_fd is not None else (),
+            )  # fmt: skip
+        finally:
+            if read_fd is not None:
+                os.close(read_fd)
+        if write_fd is not None:
+            loop = asyncio.get_running_loop()
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, os.fdopen(write_fd, "wb", buffering=0)
+            )
+            self.audio_pipe = asyncio.StreamWriter(transport, protocol, None, loop)
+            self.audio_pipe.write(bytes(2 * self.AUDIO_RATE // 10))  # 0.1 s 静音：FFmpeg 打开音频输入时要先读到数据
 
     async def write(self, frame) -> None:
         if self.failed or time.monotonic() < self.retry_at:
@@ -144,13 +188,8 @@ class RtspRelay:
         if self.proc is None:
             if self.size is None:
                 self.size = (frame.width - frame.width % 2, frame.height - frame.height % 2)
-            self.proc = await asyncio.create_subprocess_exec(
-                require_binary("ffmpeg"), "-nostdin", "-loglevel", "error",
-                "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{self.size[0]}x{self.size[1]}", "-framerate", str(self.FPS),
-                "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(self.FPS),
-                "-b:v", "1M", "-pix_fmt", "yuv420p", "-f", "rtsp", self.url,
-                stdin=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            await self._start_ffmpeg()
+        assert self.proc is not None and self.size is not None
         width, height = self.size
         image = frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
         try:
@@ -167,6 +206,24 @@ class RtspRelay:
         if self.frames == self.FPS and self.notify is not None:
             await self.notify(True)
 
+    async def write_audio(self, frame) -> None:
+        """音频帧 -> 48 kHz 单声道 s16 -> FFmpeg 的音频管道（FFmpeg 还没起来或正在重启时丢弃）。"""
+        pipe = self.audio_pipe
+        if pipe is None:
+            return
+        import av
+
+        if self.resampler is None:
+            self.resampler = av.AudioResampler(format="s16", layout="mono", rate=self.AUDIO_RATE)
+        pcm = b"".join(out.to_ndarray().tobytes() for out in self.resampler.resample(frame))
+        try:
+            pipe.write(pcm)
+            await asyncio.wait_for(pipe.drain(), timeout=5)
+        except (TimeoutError, BrokenPipeError, ConnectionResetError) as e:
+            log.warning("转推 %s 的音频写入失败: %r", self.url, e)  # 视频那边会发现 FFmpeg 退出并重启
+            return
+        self.audio_samples += len(pcm) // 2
+
     async def close(self) -> None:
         await self._stop_ffmpeg()
         if self.frames >= self.FPS and self.notify is not None:
@@ -174,6 +231,10 @@ class RtspRelay:
 
     async def _stop_ffmpeg(self) -> None:
         proc, self.proc = self.proc, None
+        pipe, self.audio_pipe = self.audio_pipe, None
+        if pipe is not None:
+            with contextlib.suppress(Exception):
+                pipe.close()
         if proc is None:
             return
         with contextlib.suppress(Exception):
@@ -309,11 +370,13 @@ def create_app(auth_url: str | None = None, mode: str = "ok", record: str | None
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         sess = Session(path, uuid.uuid4().hex, pc)
 
+        relay = RtspRelay(f"{relay_rtsp.rstrip('/')}/{path}", notifier(path)) if relay_rtsp else None
+
         @pc.on("track")
-        def on_track(track):
+        def on_track(track):  # 在 setRemoteDescription 期间、第一帧之前：转推启动时已知道有没有音轨
             first = recorder is not None and track.kind == "video" and recorder.container is None
-            relay = (RtspRelay(f"{relay_rtsp.rstrip('/')}/{path}", notifier(path))
-                     if relay_rtsp and track.kind == "video" else None)
+            if relay is not None and track.kind == "audio":
+                relay.audio = True
             sess.tasks.append(asyncio.ensure_future(sess.consume(track, recorder if first else None, relay)))
 
         @pc.on("connectionstatechange")

@@ -14,8 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from devtools.stack.demo import HEART_RATE_BPM, SCRIPT
 from devtools.stack.processes import monitor_token
-from devtools.stack.servers import fake_camera_args, free_port, port_is_free, require_binary
-from devtools.synthetic import face_frames
+from devtools.stack.servers import fake_camera_args, fake_microphone_arg, free_port, port_is_free, require_binary
+from devtools.synthetic import face_frames, voice_pcm
 from shared import events as ev
 from tests.helpers import Recorder, wait_until
 
@@ -87,23 +87,28 @@ def test_make_run_serves_live_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         pulse = recorder.wait_for(ev.MONITOR_UPDATE, lambda d: d["metrics"]["ppg"]["hr_bpm"] is not None, timeout=45)
         assert abs(pulse["metrics"]["ppg"]["hr_bpm"] - HEART_RATE_BPM) <= 6, pulse["metrics"]["ppg"]  # 皮肤里的脉搏
 
-        # 学生端演示页在本机能推流：假摄像头（真实人脸）的 Chromium 打开 make run 打印的地址，经嵌入式媒体入口
-        # （WHIP -> RTSP）到工作进程，出现在墙上、检测到人脸
+        # 学生端演示页在本机能推流：假摄像头（真实人脸）与假麦克风（嗓音）的 Chromium 打开 make run 打印的地址，
+        # 经嵌入式媒体入口（WHIP -> RTSP，音视频）到工作进程，出现在墙上：检测到人脸，也有音量
         url = wait_until(lambda: _printed(tmp_path / "make-run.log", "学生端演示页"), timeout=10, message="演示页地址")
         camera = fake_camera_args(face_frames(150), 15.0, tmp_path / "camera.y4m")
+        microphone = fake_microphone_arg(voice_pcm(10.0, sample_rate=48000), 48000, tmp_path / "voice.wav")
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=camera)
+            browser = pw.chromium.launch(executable_path=require_binary("chromium"), args=[*camera, microphone])
             try:
                 page = browser.new_page()
                 page.goto(url)
                 page.click("#start")
                 expect(page.locator("#status")).to_have_attribute("data-status", "connected", timeout=30_000)
                 you = recorder.wait_for(
-                    ev.MONITOR_UPDATE, lambda d: d["student_id"] == "you" and d["metrics"]["face"]["detected"], timeout=45
+                    ev.MONITOR_UPDATE,
+                    lambda d: d["student_id"] == "you" and d["metrics"]["face"]["detected"]
+                    and d["metrics"]["audio"]["level_dbfs"] is not None,
+                    timeout=45,
                 )
             finally:
                 browser.close()
         assert you["exam_id"] == updates[0]["exam_id"]
+        assert you["metrics"]["audio"]["level_dbfs"] > -40, you["metrics"]["audio"]  # 嗓音的电平，不是静音
     finally:
         if recorder is not None:
             recorder.close()
