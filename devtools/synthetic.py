@@ -110,6 +110,18 @@ def _portrait(height: int, person: str = "astronaut") -> np.ndarray:
     return cv2.resize(bgr, (round(bgr.shape[1] * scale), height), interpolation=interpolation)
 
 
+def id_photo(person: str = "astronaut", height: int = 360, quality: int = 90) -> bytes:
+    """证件照式的参考照片（``create_session`` 的 ``reference_photo``）：astronaut 是 skimage 的原图整幅（512x512，
+    与片段里的肖像取景、大小、背景都不同），其余的人是 t1.jpg 里的肖像；JPEG 字节。"""
+    if person == "astronaut":
+        image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    else:
+        image = _portrait(height, person)
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return jpeg.tobytes()
+
+
 @lru_cache(maxsize=8)
 def _skin_mask(height: int, person: str = "astronaut") -> np.ndarray:
     """肖像中皮肤像素（YCrCb 阈值 + 腐蚀），布尔数组。"""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field, model_validator
 
 from .risk import Risk
 from .streams import ID_PATTERN, STREAM_NAME_PATTERN, check_rtsp_url
@@ -32,6 +34,43 @@ RtspUrl = Annotated[
 ]
 
 
+# 参考照片（``create_session`` 的 ``reference_photo``）解码后的上限：一张 640x480 的 JPEG 通常 30–80 KB
+MAX_REFERENCE_PHOTO_BYTES = 256 * 1024
+_PHOTO_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+def reference_photo_bytes(value: str) -> bytes:
+    """``reference_photo`` 的字符串（base64，可带 ``data:image/...;base64,`` 前缀）-> 图片字节；
+    不是 base64、不是 JPEG / PNG 或超过 ``MAX_REFERENCE_PHOTO_BYTES`` 时 ValueError（说明原因）。"""
+    text = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("reference_photo 不是合法的 base64") from None
+    if len(data) > MAX_REFERENCE_PHOTO_BYTES:
+        raise ValueError(f"reference_photo 解码后 {len(data)} 字节，超过上限 {MAX_REFERENCE_PHOTO_BYTES}")
+    if not data.startswith(_PHOTO_MAGIC):
+        raise ValueError("reference_photo 必须是 JPEG 或 PNG 图片")
+    return data
+
+
+def _reference_photo(value: object) -> object:
+    if isinstance(value, str):
+        reference_photo_bytes(value)
+    return value
+
+
+ReferencePhoto = Annotated[
+    str,
+    Field(
+        max_length=4 * MAX_REFERENCE_PHOTO_BYTES // 3 + 64,
+        description="考生的参考照片（base64 的 JPEG / PNG，可带 data URL 前缀，解码后至多 256 KB），照片里恰好一张正脸："
+        "工作进程拿它而不是会话开头的画面作为“同一个学生”的比对基准。只存在服务端，会话结束时删除，任何接口都不返回它",
+    ),
+    AfterValidator(_reference_photo),
+]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -39,6 +78,9 @@ class _Request(BaseModel):
 # ---------------- 会话 ----------------
 
 SessionStatus = Literal["CREATED", "ACTIVE", "STREAMING", "DEGRADED", "ENDED"]
+# 身份比对的基准：photo 创建会话时的参考照片；session_start 会话开头登记的人脸；
+# photo_unusable 给了照片但其中没有恰好一张可用的人脸（改为会话开头登记）
+IdentityReference = Literal["photo", "session_start", "photo_unusable"]
 
 
 class CreateSessionRequest(_Request):
@@ -48,6 +90,7 @@ class CreateSessionRequest(_Request):
     student_id: Identifier | None = None
     stream_name: StreamName | None = None
     rtsp_url: RtspUrl | None = Field(None, description="给出时立即开始拉流分析")
+    reference_photo: ReferencePhoto | None = None
 
     @model_validator(mode="after")
     def _exam_and_student_together(self) -> CreateSessionRequest:
@@ -67,6 +110,7 @@ class SessionBase(BaseModel):
     ended_at: str | None = None
     end_reason: str | None = None
     rtsp_url: str | None = None
+    reference_photo: bool = Field(False, description="创建时给了参考照片（照片本身不返回）")
 
 
 class SessionInfo(SessionBase):
@@ -177,8 +221,13 @@ class SessionReport(BaseModel):
     multi_face_seconds: float = 0.0
     identity_held: bool | None = Field(
         None,
-        description="整场坐着的是否一直是会话开头登记的那个人：true 是；false 出现过 IDENTITY_CHANGED；"
-        "null 从未登记（没有可用的正脸，或关闭了身份比对）",
+        description="整场坐着的是否一直是比对基准（identity_reference）上的那个人：true 是；false 出现过 IDENTITY_CHANGED；"
+        "null 从未比对（没有可用的正脸，或关闭了身份比对）",
+    )
+    identity_reference: IdentityReference | None = Field(
+        None,
+        description="身份比对的基准：photo 创建会话时给的参考照片；session_start 会话开头登记的人脸；"
+        "photo_unusable 给了照片但其中没有恰好一张可用的人脸（改为会话开头登记）；null 从未比对",
     )
     emotion_distribution: dict[str, float] = Field(
         default_factory=dict, description="面部主导情绪的时间占比（只统计有情绪结果的时间）"

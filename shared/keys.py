@@ -16,6 +16,8 @@
 - ``reviews:<id>``       哈希：异常事件段 ID -> 教师的复核标记与备注 JSON（:class:`shared.api.EpisodeReview`）
 - ``report:<id>``        字符串：会话结束时定稿的报告 JSON（保留 REPORT_RETENTION_DAYS 天）
 - ``replay:<id>``        有序集合：最近 REPLAY_WINDOW_S 秒的 monitor.update JSON（分值为毫秒时间戳），新客户端加入时先回放
+- ``reference_photo:<id>`` 字符串：创建会话时给的考生参考照片（JPEG / PNG 字节），所属工作进程认领流时读取；
+  会话结束时删除，至多保留 REFERENCE_PHOTO_TTL_S 秒
 - ``whip:<id>``          字符串：会话当前的 WHIP 资源 JSON（Location 与 offer 的 ICE 凭据），结束推流时删除
 - ``awaiting_media``     有序集合：会话 ID -> 创建时刻（毫秒）；媒体到达或有心跳后移除，超时仍没有的会话被清理
 - ``ppg:<id>``            流（XADD）：学生端上传的编码前皮肤颜色样本（ppg.samples），限长并带过期，所属工作进程读取
@@ -49,6 +51,8 @@ HISTORY_MAXLEN = 10800
 # 学生端皮肤颜色样本流：每批约 1 秒，保留最近 60 批；会话不再上传 120 秒后整条流过期
 PPG_STREAM_MAXLEN = 60
 PPG_STREAM_TTL_S = 120
+# 参考照片的最长保留（秒）：会话结束时即删除，这只是会话没有正常结束时的上限
+REFERENCE_PHOTO_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class RedisKeys:
 
     def reviews(self, session_id: str) -> str:
         return f"{self.prefix}reviews:{session_id}"
+
+    def reference_photo(self, session_id: str) -> str:
+        return f"{self.prefix}reference_photo:{session_id}"
 
     def whip(self, session_id: str) -> str:
         return f"{self.prefix}whip:{session_id}"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from .api import EpisodeReview, Identifier, StreamName
+from .api import EpisodeReview, Identifier, IdentityReference, StreamName
 from .events import ANALYSIS_EVENTS
 from .risk import Risk
 
@@ -38,7 +38,12 @@ class FaceMetrics(BaseModel):
     multi_face_secs: float | None = None
     occlusion_ratio: float | None = None
     identity_distance: float | None = Field(
-        None, description="最近一次身份比对：主人脸描述子与会话开头登记的距离（超过 IDENTITY_THRESHOLD 即不是同一人）"
+        None, description="最近一次身份比对：主人脸描述子与比对基准的距离（超过 IDENTITY_THRESHOLD 即不是同一人）"
+    )
+    identity_reference: IdentityReference | None = Field(
+        None,
+        description="比对基准：photo 创建会话时的参考照片；session_start 会话开头登记的人脸；"
+        "photo_unusable 照片里没有恰好一张可用的人脸，改为会话开头登记；null 还没有基准",
     )
 
 

@@ -40,6 +40,7 @@ from .output.report_sink import SessionSink
 from .pipeline.analysis_step import AnalysisLoop
 from .pipeline.client_ppg import ClientPpgReader
 from .pipeline.pacing import AnalysisPacer
+from .pipeline.reference_photo import ReferencePhotos
 from .pipeline.registry import ConsumerRegistry
 from .stats.gpu import GpuProbe
 from .stats.metrics import WorkerMetrics
@@ -85,7 +86,8 @@ class WorkerProcess:
         leases = Leases(client, keys, self.worker_id, settings.lease_ttl_ms)
         sink = SessionSink(client, keys)
         self.assigner = StreamAssigner(
-            leases, registry, settings, sink, outbox, wake, metrics, GpuProbe.for_visible_devices(), pacer
+            leases, registry, settings, sink, outbox, wake, metrics, GpuProbe.for_visible_devices(), pacer,
+            ReferencePhotos(client, keys),
         )
 
     def run(self) -> None:

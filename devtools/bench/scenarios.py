@@ -12,7 +12,7 @@ import numpy as np
 from devtools.synthetic import empty_frames, face_frames, speech_pcm
 from workers.analysis.audio import SAMPLE_RATE
 from workers.analysis.face import FaceDetector
-from workers.analysis.identity import face_chip
+from workers.analysis.identity import face_chip, photo_chip
 from workers.analysis.landmarks import FaceLandmarker
 from workers.models.identity import FaceDescriber
 from workers.state.stream_state import StreamState
@@ -36,11 +36,15 @@ class Models:
 
 
 def replay(
-    frames: Iterable[np.ndarray], models: Models, audio: np.ndarray | None = None
+    frames: Iterable[np.ndarray], models: Models, audio: np.ndarray | None = None, photo: bytes | None = None
 ) -> tuple[StreamState, list[dict]]:
     """逐帧回放，返回状态对象与每次分析后的时间线 ``{t, codes, multi, occlusion, yaw, pitch, talking}``
-    （``yaw`` / ``pitch``：相对学到的中立姿态）。``audio``：16 kHz 单声道 int16，与画面同步送入。"""
+    （``yaw`` / ``pitch``：相对学到的中立姿态）。``audio``：16 kHz 单声道 int16，与画面同步送入；
+    ``photo``：创建会话时给的参考照片（JPEG / PNG 字节）。"""
     tracker = StreamState(publish_interval_s=0.4, analysis_interval_s=1.0 / (FPS / STEP))
+    identity = tracker.vision.identity
+    if photo is not None:
+        identity.offer_photo(photo)
     timeline = []
     fed = 0
     for i, image in enumerate(frames):
@@ -56,9 +60,13 @@ def replay(
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         marks = tracker.vision.landmarks.locate(models.landmarker, gray, faces.faces[0], t) if faces.faces else None
         tracker.observe(Observation(faces, t, 1.7e9 + t, gray=gray, landmarks=marks), t)
+        reference = identity.take_photo()
+        if reference is not None:
+            chip = photo_chip(reference, models.detector, models.landmarker)
+            identity.deliver_reference(models.describer.describe(chip)) if chip is not None else identity.photo_unusable()
         if marks is not None and tracker.vision.identity_due():
             chip = face_chip(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces.faces[0], marks)
-            tracker.vision.identity.deliver(models.describer.describe(chip), t)
+            identity.deliver(models.describer.describe(chip), t)
         pose = tracker.vision.attention.pose if tracker.vision.attention else None
         audio_state = tracker.audio.current(t)
         timeline.append(

@@ -9,6 +9,7 @@ from typing import cast
 from shared.api import (
     AnomalyEpisode,
     HeartRateSummary,
+    IdentityReference,
     MediaSummary,
     SessionInfo,
     SessionReport,
@@ -65,6 +66,7 @@ def build_report(
         talking_seconds=round(nums.get("talking_s", 0.0), 1),
         multi_face_seconds=round(nums.get("multi_face_s", 0.0), 1),
         identity_held=_identity_held(nums, anomalies),
+        identity_reference=_identity_reference(nums),
         emotion_distribution={
             k.removeprefix("emotion:"): round(v / emotion_total, 3)
             for k, v in sorted(nums.items())
@@ -93,6 +95,14 @@ def _identity_held(nums: dict[str, float], anomalies: list[AnomalyEpisode]) -> b
     if nums.get("identity_checked_s", 0.0) <= 0:
         return None
     return nums.get("identity_changed_s", 0.0) <= 0 and not any(e.code == "IDENTITY_CHANGED" for e in anomalies)
+
+
+def _identity_reference(nums: dict[str, float]) -> IdentityReference | None:
+    if nums.get("identity_photo_s", 0.0) > 0:
+        return "photo"
+    if nums.get("identity_photo_unusable_s", 0.0) > 0:
+        return "photo_unusable"
+    return "session_start" if nums.get("identity_checked_s", 0.0) > 0 else None
 
 
 def _transition(item: dict) -> dict:

@@ -1,5 +1,5 @@
-"""会话记录 ``session:<id>``、流 -> 会话的显式绑定 ``stream_session:<流>``、考试+考生 -> 会话 ``exam_user:<考试>:<考生>``，
-以及会话状态变化列表 ``transitions:<id>`` 的写入（CREATED / ACTIVE / ENDED；读取在报告里）。"""
+"""会话记录 ``session:<id>``、流 -> 会话的显式绑定 ``stream_session:<流>``、考试+考生 -> 会话 ``exam_user:<考试>:<考生>``、
+参考照片 ``reference_photo:<id>``，以及会话状态变化列表 ``transitions:<id>`` 的写入（CREATED / ACTIVE / ENDED；读取在报告里）。"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from shared.api import CreateSessionRequest, SessionInfo
-from shared.keys import RedisKeys, as_text
+from shared.api import CreateSessionRequest, SessionInfo, reference_photo_bytes
+from shared.keys import REFERENCE_PHOTO_TTL_S, RedisKeys, as_text
 from shared.messages import iso_utc
 from shared.streams import make_stream_name, new_session_id, parse_stream_name
 
@@ -45,6 +45,7 @@ class SessionStore:
             status="CREATED",
             created_at=iso_utc(now),
             rtsp_url=req.rtsp_url,
+            reference_photo=req.reference_photo is not None,
         )
         # 同一流名同时只能属于一个未结束的会话
         bound = await self.r.set(self.keys.stream_session(stream_name), session_id, nx=True)
@@ -61,6 +62,9 @@ class SessionStore:
         self.liveness.await_media(pipe, session_id, int(now * 1000))
         if req.exam_id and req.student_id:
             pipe.set(self.keys.exam_user(req.exam_id.lower(), req.student_id), session_id)
+        if req.reference_photo is not None:
+            photo = reference_photo_bytes(req.reference_photo)
+            pipe.set(self.keys.reference_photo(session_id), photo, ex=REFERENCE_PHOTO_TTL_S)
         await pipe.execute()
         return info, token
 
@@ -115,7 +119,7 @@ class SessionStore:
                 pass  # 会话同时被修改（结束）：不再标为 ACTIVE
 
     async def mark_ended(self, info: SessionInfo, reason: str) -> SessionInfo:
-        """会话 -> ENDED（记录结束时刻与原因）；同一事务里移出心跳与等待媒体两个集合。返回结束后的记录。
+        """会话 -> ENDED（记录结束时刻与原因）；同一事务里删除参考照片、移出心跳与等待媒体两个集合。返回结束后的记录。
 
         并发的几次结束（后端重试、与心跳超时清理同时）以先写入者为准（WATCH）：会话已结束时不再写，
         返回已有的记录，所以只有一条 ENDED 状态变化、一个结束原因。"""
@@ -133,6 +137,7 @@ class SessionStore:
                     pipe.multi()
                     pipe.set(key, ended.model_dump_json())
                     pipe.rpush(self.keys.transitions(session_id), _transition("ENDED", reason))
+                    pipe.delete(self.keys.reference_photo(session_id))  # 参考照片不随报告保留
                     self.liveness.forget(pipe, session_id)
                     await pipe.execute()
                     return ended

@@ -3,11 +3,12 @@ dlib 描述子与每流状态（与工作进程相同的分析路径；描述子
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from devtools.bench.scenarios import FPS, Models, first_time, replay
-from devtools.synthetic import face_frames, h264_roundtrip
+from devtools.synthetic import empty_frames, face_frames, h264_roundtrip, id_photo
 from workers.analysis.anomalies import DEFAULT_POLICIES, AnomalyTracker
 from workers.analysis.identity import IdentityTracker, face_chip
 
@@ -31,6 +32,31 @@ def test_another_person_in_the_seat_raises_identity_changed(models: Models) -> N
     before = [p["identity_distance"] for p in timeline if p["t"] < SWAP_S and p["identity_distance"] is not None]
     assert before and max(before) < 0.45, before  # 同一人
     assert timeline[-1]["identity_distance"] > 0.6 and "IDENTITY_CHANGED" in timeline[-1]["codes"]
+
+
+@pytest.mark.parametrize("photo_of", ["astronaut", "t1-2"])
+def test_reference_photo_is_the_baseline_from_the_first_check(models: Models, photo_of: str) -> None:
+    """创建会话时给了参考照片：不从画面登记，第一次比对就对照片。照片上是别人（替考从一开始就坐在那里）->
+    IDENTITY_CHANGED；是本人（原图整幅，取景、大小与背景都与画面不同）-> 不报告。"""
+    frames = h264_roundtrip(list(face_frames(int(12 * FPS), FPS, seed=3)), FPS)
+    tracker, timeline = replay(frames, models, photo=id_photo(photo_of))
+    identity = tracker.vision.identity
+    assert identity.source == "photo"
+    distances = [p["identity_distance"] for p in timeline if p["identity_distance"] is not None]
+    first = first_time(timeline, "IDENTITY_CHANGED")
+    if photo_of == "astronaut":
+        assert first is None and distances and max(distances) < 0.45, distances
+    else:
+        assert first is not None and first <= 8.0 and min(distances) > 0.6, (first, distances)
+
+
+def test_photo_without_a_usable_face_falls_back_to_enrolling_from_the_stream(models: Models) -> None:
+    ok, jpeg = cv2.imencode(".jpg", next(empty_frames(1)))  # 一张没有人的照片
+    frames = h264_roundtrip(list(face_frames(int(8 * FPS), FPS, seed=3)), FPS)
+    tracker, timeline = replay(frames, models, photo=jpeg.tobytes())
+    identity = tracker.vision.identity
+    assert ok and identity.source == "photo_unusable" and identity.enrolled
+    assert first_time(timeline, "IDENTITY_CHANGED") is None
 
 
 def test_same_person_for_ten_minutes_with_head_motion_glasses_and_compression_keeps_identity(models: Models) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterator
@@ -245,6 +246,45 @@ def test_create_session_requires_exam_and_student_together(stack: Stack) -> None
     resp = stack.post("/api/create_session", {"exam_id": "abc"})
     assert resp.status_code == 422
     assert "student_id" in resp.json()["detail"][0]["msg"]
+
+
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize(
+    "photo,reason",
+    [
+        ("not base64!", "base64"),
+        (base64.b64encode(b"GIF89a...").decode(), "JPEG 或 PNG"),
+        (base64.b64encode(b"\xff\xd8\xff" + bytes(256 * 1024)).decode(), "超过上限"),
+    ],
+)
+def test_reference_photo_that_is_not_a_small_jpeg_or_png_is_refused_with_a_reason(
+    stack: Stack, photo: str, reason: str
+) -> None:
+    resp = stack.post("/api/create_session", {"reference_photo": photo})
+    assert resp.status_code == 422, resp.text
+    (error,) = resp.json()["detail"]
+    assert error["loc"][-1] == "reference_photo" and reason in error["msg"], error
+
+
+def test_reference_photo_is_kept_only_server_side_and_deleted_when_the_session_ends(stack: Stack) -> None:
+    photo = "data:image/png;base64," + base64.b64encode(PNG_1X1).decode()
+    created = stack.post("/api/create_session", {"reference_photo": photo})
+    assert created.status_code == 201, created.text
+    session = created.json()
+    assert session["reference_photo"] is True
+    keys = RedisKeys(stack.env["KEY_PREFIX"])
+    r = redis.Redis.from_url(stack.redis.url)
+    assert r.get(keys.reference_photo(session["session_id"])) == PNG_1X1  # 工作进程认领流时读它
+    report = stack.get(f"/api/sessions/{session['session_id']}/report")
+    assert report.status_code == 200 and "iVBOR" not in report.text and "iVBOR" not in created.text  # 照片本身从不返回
+    ended = stack.post("/api/end_session", {"session_id": session["session_id"]})
+    assert ended.status_code == 200 and ended.json()["identity_reference"] is None  # 没有工作进程：从未比对
+    assert not r.exists(keys.reference_photo(session["session_id"]))  # 结束即删除，不随报告保留
+    assert r.get(keys.session(session["session_id"])) is not None  # 会话记录照常随报告保留
 
 
 def test_end_session_closes_the_publisher_through_the_mediamtx_api(

@@ -24,6 +24,7 @@ from ..output.outbox import Outbox
 from ..output.report_sink import SessionSink
 from ..pipeline.consumer import StreamConsumer
 from ..pipeline.pacing import AnalysisPacer
+from ..pipeline.reference_photo import ReferencePhotos
 from ..pipeline.registry import ConsumerRegistry
 from ..stats.gpu import GpuProbe
 from ..stats.metrics import WorkerMetrics
@@ -49,8 +50,10 @@ class StreamAssigner:
         metrics: WorkerMetrics,
         gpu: GpuProbe,
         pacer: AnalysisPacer,
+        photos: ReferencePhotos,
     ) -> None:
         self.leases = leases
+        self.photos = photos
         self.metrics = metrics
         self.gpu = gpu
         self.pacer = pacer
@@ -180,9 +183,11 @@ class StreamAssigner:
             how = self.leases.try_claim(name)
             if how is not None:
                 budget -= 1
-                consumer = StreamConsumer(
-                    desired[name], self.settings, self.wake, self.metrics.stage_seconds.labels("decode")
-                )
+                job = desired[name]
+                consumer = StreamConsumer(job, self.settings, self.wake, self.metrics.stage_seconds.labels("decode"))
+                photo = self.photos.get(job.session_id)
+                if photo is not None:  # 分析线程看到这路流之前
+                    consumer.state.vision.identity.offer_photo(photo)
                 self.registry.add(consumer)
                 consumer.start()
                 self.metrics.assignments.labels(how).inc()

@@ -9,10 +9,13 @@
 
 算力有上限（``budget_cores``，令牌桶：每秒攒这么多秒的计算时间，每个描述子按实测耗时扣）：超出时 ``submit`` 拒绝，
 那一路下一帧再试。所以一个进程的流多了，每路的比对间隔会拉长（而不是挤占分析）：``间隔 ≈ 路数 × 0.1 秒 / budget_cores``。
+等着比对的各路按先来后到轮流（:class:`Turns`）：否则令牌攒够的那一刻总是相位上最先被分析的那一路抢到，
+一路一直对不上（1 秒复查一次）的流能让同一进程里另一路永远登记不上。
 
     >>> service = IdentityService()
     >>> service.start()
-    >>> service.submit(chip, lambda descriptor: ...)  # 回调在服务线程里调用；失败时 descriptor 为 None
+    >>> if service.available("exam-a-user-1"):   # 轮到这一路且预算够
+    ...     service.submit(chip, lambda descriptor: ..., "exam-a-user-1")  # 回调在服务线程里调用；失败时 None
 """
 
 from __future__ import annotations
@@ -61,6 +64,28 @@ def serve(conn: Connection) -> None:
         conn.send(describer.describe(chip))
 
 
+class Turns:
+    """先来后到的轮次：想提交的各路按第一次来问的先后排队，只有排在最前的那一路能提交；提交了就出队。
+    超过 ``stale_s`` 没再来问的一路移出队列（那一路已停止，或此刻不再需要比对），不挡住后面的。
+
+    >>> turns.ask("a", now)   # True：轮到 a
+    >>> turns.served("a")
+    """
+
+    def __init__(self, stale_s: float = 2.0) -> None:
+        self.stale_s = stale_s
+        self._asked: dict[str, float] = {}  # 按入队先后：谁 -> 最近一次来问的时刻
+
+    def ask(self, who: str, now: float) -> bool:
+        self._asked[who] = now  # 已在队中时位置不变
+        for key in [k for k, at in self._asked.items() if now - at > self.stale_s]:
+            del self._asked[key]
+        return next(iter(self._asked)) == who
+
+    def served(self, who: str) -> None:
+        self._asked.pop(who, None)
+
+
 class IdentityService:
     LOAD_TIMEOUT_S = 30.0
     RESULT_TIMEOUT_S = 2.0  # 一个描述子约 0.1 s；CPU 被占满时也不该超过这么久
@@ -72,6 +97,7 @@ class IdentityService:
         self._lock = threading.Lock()
         self._cost_s = 0.1  # 每个描述子的耗时（实测后更新）
         self._tokens_s = 0.0  # 攒下的计算时间
+        self._turns = Turns()
         self._tokens_at = time.monotonic()
         self._jobs: queue.Queue[tuple[np.ndarray, Callback]] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -94,12 +120,14 @@ class IdentityService:
             self._thread.join(3.0)
         self._close()
 
-    def available(self) -> bool:
-        """现在提交会不会被接受（已就绪且预算够）：分析线程先问这个，再去对齐人脸。"""
+    def available(self, who: str) -> bool:
+        """``who``（一路流）现在提交会不会被接受：已就绪、轮到它且预算够。分析线程在这一路需要比对时先问这个，
+        再去对齐人脸；问过就算排了队。"""
         if not self.ready:
             return False
         with self._lock:
-            return self._refill() >= self._cost_s
+            turn = self._turns.ask(who, time.monotonic())
+            return turn and self._refill() >= self._cost_s
 
     def _refill(self) -> float:
         now = time.monotonic()
@@ -108,18 +136,19 @@ class IdentityService:
         self._tokens_at = now
         return self._tokens_s
 
-    def submit(self, chip: np.ndarray, callback: Callback) -> bool:
-        """排队一张人脸；服务未就绪、超出预算或队列满时返回 False。"""
+    def submit(self, chip: np.ndarray, callback: Callback, who: str = "") -> bool:
+        """排队 ``who`` 的一张人脸；服务未就绪、没轮到它、超出预算或队列满时返回 False。"""
         if not self.ready:
             return False
         with self._lock:
-            if self._refill() < self._cost_s:
+            if not self._turns.ask(who, time.monotonic()) or self._refill() < self._cost_s:
                 return False
             try:
                 self._jobs.put_nowait((chip, callback))
             except queue.Full:
                 return False
             self._tokens_s -= self._cost_s
+            self._turns.served(who)
             return True
 
     def _run(self) -> None:

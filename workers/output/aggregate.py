@@ -105,6 +105,10 @@ class SessionAggregator:
                 d.add("looking_down_s", step)
             if m.face.identity_distance is not None:
                 d.add("identity_checked_s", step)
+                if m.face.identity_reference == "photo":
+                    d.add("identity_photo_s", step)
+            if m.face.identity_reference == "photo_unusable":
+                d.add("identity_photo_unusable_s", step)
             if "IDENTITY_CHANGED" in codes:
                 d.add("identity_changed_s", step)
             if "TALKING" in codes:

@@ -83,6 +83,7 @@ def metrics_of(snap: StreamSnapshot) -> Metrics:
             multi_face_secs=round(snap.multi_face_secs, 2),
             occlusion_ratio=snap.occlusion_ratio if snap.face_detected else None,
             identity_distance=None if snap.identity_distance is None else round(snap.identity_distance, 3),
+            identity_reference=snap.identity_reference,
         ),
         emotion=EmotionMetrics(
             dominant=snap.emotion.dominant if snap.emotion else None,

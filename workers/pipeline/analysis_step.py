@@ -18,7 +18,7 @@ import numpy as np
 
 from ..analysis.emotion import face_crop
 from ..analysis.face import FaceDetections, FaceDetector
-from ..analysis.identity import face_chip
+from ..analysis.identity import IdentityTracker, face_chip, photo_chip
 from ..analysis.landmarks import FaceLandmarker
 from ..models.emotion import EmotionService
 from ..models.identity import IdentityService
@@ -150,13 +150,33 @@ class AnalysisLoop(threading.Thread):
     def _check_identity(
         self, consumer: StreamConsumer, frame: Frame, faces: FaceDetections, marks: np.ndarray | None
     ) -> None:
-        tracker = consumer.state.vision.identity
-        if marks is None or not self.identity.available() or not consumer.state.vision.identity_due():
+        vision, who = consumer.state.vision, consumer.name
+        tracker = vision.identity
+        wanted = tracker.photo_waiting or (marks is not None and vision.identity_wanted())
+        if not wanted or not self.identity.available(who):  # 需要时才排队（见 IdentityService 的轮次）
+            return
+        photo = tracker.take_photo()
+        if photo is not None:
+            self._submit_photo(who, tracker, photo)
+            return
+        if marks is None or not vision.identity_due():
             return
         t = frame.received_at
         chip = face_chip(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB), faces.faces[0], marks)
-        if not self.identity.submit(chip, lambda descriptor: tracker.deliver(descriptor, t)):
+        if not self.identity.submit(chip, lambda descriptor: tracker.deliver(descriptor, t), who):
             tracker.deliver(None, t)  # 队列满：这次不比，下一帧再看
+
+    def _submit_photo(self, who: str, tracker: IdentityTracker, photo: bytes) -> None:
+        """参考照片（每个会话一次，约 10–20 ms）：对齐成小图交给描述子服务；不可用时改为画面登记，队列满时下一帧再试。"""
+        try:
+            chip = photo_chip(photo, self.detector, self.landmarker)
+        except Exception:  # noqa: BLE001 - 照片有问题不能影响这一路的分析
+            log.exception("reference photo could not be prepared")
+            chip = None
+        if chip is None:
+            tracker.photo_unusable()
+        elif not self.identity.submit(chip, tracker.deliver_reference, who):
+            tracker.offer_photo(photo)
 
     def _classify_speech(self, consumer: StreamConsumer, now: float) -> None:
         if not self.speech_emotion.ready:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.api import IdentityReference
 from shared.risk import Risk
 
 from ..analysis.anomalies import ActiveAnomaly
@@ -23,6 +24,7 @@ class StreamSnapshot:
     multi_face_secs: float
     occlusion_ratio: float | None
     identity_distance: float | None  # 最近一次身份比对的描述子距离（还没登记时 None）
+    identity_reference: IdentityReference | None  # 比对基准
     emotion: EmotionEstimate | None  # 平滑后的面部情绪
     ppg: PpgResult
     audio: AudioState | None  # None：没有音轨

@@ -84,6 +84,7 @@ class StreamState:
             multi_face_secs=self.vision.multi_face_secs,
             occlusion_ratio=self.vision.occlusion_ratio,
             identity_distance=self.vision.identity.distance,
+            identity_reference=self.vision.identity.source,
             emotion=self.vision.emotion,
             ppg=self.pulse.heart_rate(now) if ppg is None else ppg,
             audio=audio,

@@ -102,17 +102,25 @@ class VisionState:
         conditions["IDENTITY_CHANGED"] = self.identity.condition()
         return conditions
 
+    def identity_wanted(self) -> bool:
+        """刚并入的这一帧该不该取身份描述子：中立姿态已学到、接近正脸、没有遮挡、画面里只有一张脸，且到了时间。"""
+        obs = self.latest
+        return obs is not None and self.identity.wants(obs.frame_received_at, self._identity_usable())
+
     def identity_due(self) -> bool:
-        """刚并入的这一帧要不要取身份描述子：中立姿态已学到、接近正脸、没有遮挡、画面里只有一张脸，且到了时间。"""
+        """同 :meth:`identity_wanted`，返回 True 即视为已提交（见 :meth:`IdentityTracker.due`）。"""
+        obs = self.latest
+        return obs is not None and self.identity.due(obs.frame_received_at, self._identity_usable())
+
+    def _identity_usable(self) -> bool:
         obs, pose = self.latest, self.attention.pose if self.attention else None
         if obs is None or pose is None or obs.landmarks is None or obs.faces.count != 1 or not self.neutral.learnt:
             return False
-        usable = (
+        return (
             abs(pose.yaw) < self.IDENTITY_YAW_DEG
             and abs(pose.pitch) < self.IDENTITY_PITCH_DEG
             and (self.occlusion_ratio is None or self.occlusion_ratio < self.occlusion_threshold)
         )
-        return self.identity.due(obs.frame_received_at, usable)
 
     def _update_attention(self, obs: Observation, main: Face | None) -> None:
         pose = None
