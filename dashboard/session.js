@@ -243,6 +243,12 @@ function drawDiagnostics() {
     `<li data-state="${tr.state}"><time>${clock(Date.parse(tr.at))}</time> ${STATE_TEXT[tr.state] || tr.state}（${escapeHtml(tr.reason)}）</li>`).join("");
 }
 
+const IDENTITY_REFERENCE_TEXT = {
+  photo: "参考照片",
+  session_start: "开考时登记的人脸",
+  photo_unusable: "开考时登记的人脸（参考照片不可用）",
+};
+
 function drawReport() {
   $("report").hidden = !report.final;
   if (!report.final) return;
@@ -257,6 +263,7 @@ function drawReport() {
     ["look_away_seconds", "视线偏离", fmt(report.look_away_seconds, 0, " 秒")],
     ["looking_down_seconds", "低头", fmt(report.looking_down_seconds, 0, " 秒")],
     ["identity_held", "始终是本人", report.identity_held === null ? "未登记" : report.identity_held ? "是" : "否（换过人）"],
+    ["identity_reference", "比对基准", IDENTITY_REFERENCE_TEXT[report.identity_reference] || "—"],
     ["talking_seconds", "说话", fmt(report.talking_seconds, 0, " 秒")],
     ["multi_face_seconds", "多人", fmt(report.multi_face_seconds, 0, " 秒")],
     ["heart_rate", "心率", hr.mean_bpm == null ? "—" : `均值 ${fmt(hr.mean_bpm, 0)} bpm（${fmt(hr.min_bpm, 0)}–${fmt(hr.max_bpm, 0)}），质量 ${pct(hr.quality_mean)}`],
