@@ -112,7 +112,10 @@ def connect_refusal(base_url: str, namespace: str, auth: dict | None) -> dict | 
     return None
 
 
-def wait_until(check: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:
+def wait_until(
+    check: Callable[[], Any], timeout: float, message: str, interval: float = 0.2, state: Callable[[], Any] | None = None
+) -> Any:
+    """等 ``check()`` 为真并返回它；超时时 AssertionError（带最后一次的结果，给了 ``state`` 时带它的结果）。"""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -120,7 +123,7 @@ def wait_until(check: Callable[[], Any], timeout: float, message: str, interval:
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"{message}（{timeout}s 内未满足；最后一次：{last!r}）")
+    raise AssertionError(f"{message}（{timeout}s 内未满足；最后一次：{state() if state else last!r}）")
 
 
 class Heartbeats(threading.Thread):

@@ -7,7 +7,8 @@
 等待结果有超时；子进程退出或超时则按退避重启，重启次数有上限，超过后身份比对停用（其余分析照常，事件里
 ``face.identity_distance`` 一直是 null）。
 
-算力有上限（``budget_cores``，令牌桶：每秒攒这么多秒的计算时间，每个描述子按实测耗时扣）：超出时 ``submit`` 拒绝，
+算力有上限（``budget_cores``，令牌桶：每秒攒这么多秒的计算时间，每个描述子按子进程实测的 CPU 时间扣；
+按墙钟扣的话机器一忙，排队等 CPU 的时间也算进去，预算就缩到名义的几分之一）：超出时 ``submit`` 拒绝，
 那一路下一帧再试。所以一个进程的流多了，每路的比对间隔会拉长（而不是挤占分析）：``间隔 ≈ 路数 × 0.1 秒 / budget_cores``。
 等着比对的各路按先来后到轮流（:class:`Turns`）：否则令牌攒够的那一刻总是相位上最先被分析的那一路抢到，
 一路一直对不上（1 秒复查一次）的流能让同一进程里另一路永远登记不上。
@@ -52,7 +53,8 @@ class FaceDescriber:
 
 
 def serve(conn: Connection) -> None:
-    """子进程：载入模型，逐个计算描述子，直到管道关闭（停止由父进程负责：终端的 Ctrl-C 发给整个进程组，这里忽略）。"""
+    """子进程：载入模型，逐个计算描述子并回 ``(描述子, CPU 秒)``，直到管道关闭（停止由父进程负责：终端的 Ctrl-C
+    发给整个进程组，这里忽略）。"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     describer = FaceDescriber()
     conn.send("ready")
@@ -61,7 +63,9 @@ def serve(conn: Connection) -> None:
             chip = conn.recv()
         except EOFError:
             return
-        conn.send(describer.describe(chip))
+        started = time.thread_time()
+        descriptor = describer.describe(chip)
+        conn.send((descriptor, time.thread_time() - started))
 
 
 class Turns:
@@ -95,7 +99,7 @@ class IdentityService:
         self.enabled = enabled
         self.budget_cores = budget_cores
         self._lock = threading.Lock()
-        self._cost_s = 0.1  # 每个描述子的耗时（实测后更新）
+        self._cost_s = 0.1  # 每个描述子的 CPU 时间（实测后更新）
         self._tokens_s = 0.0  # 攒下的计算时间
         self._turns = Turns()
         self._tokens_at = time.monotonic()
@@ -167,10 +171,10 @@ class IdentityService:
                 chip, callback = self._jobs.get(timeout=0.5)
             except queue.Empty:
                 continue
-            started = time.monotonic()
-            descriptor = self._describe(chip)
-            with self._lock:
-                self._cost_s = 0.8 * self._cost_s + 0.2 * (time.monotonic() - started)
+            descriptor, cpu_s = self._describe(chip)
+            if cpu_s is not None:
+                with self._lock:
+                    self._cost_s = 0.8 * self._cost_s + 0.2 * cpu_s
             if descriptor is None:
                 self._stop.wait(backoff.failed())
             else:
@@ -192,17 +196,19 @@ class IdentityService:
         self._close()
         return False
 
-    def _describe(self, chip: np.ndarray) -> np.ndarray | None:
+    def _describe(self, chip: np.ndarray) -> tuple[np.ndarray | None, float | None]:
+        """(描述子, 子进程用的 CPU 秒)；失败时 (None, None)。"""
         assert self._conn is not None
         try:
             self._conn.send(chip)
             if self._conn.poll(self.RESULT_TIMEOUT_S):
-                return np.asarray(self._conn.recv())
+                descriptor, cpu_s = self._conn.recv()
+                return np.asarray(descriptor), float(cpu_s)
             log.warning("identity descriptor timed out; restarting the identity process")
         except (EOFError, OSError) as exc:
             log.warning("identity process failed (%s); restarting it", exc)
         self._close()
-        return None
+        return None, None
 
     def _close(self) -> None:
         self.ready = False
