@@ -63,9 +63,9 @@ def serve(conn: Connection) -> None:
             chip = conn.recv()
         except EOFError:
             return
-        started = time.thread_time()
+        started = time.process_time()  # 子进程所有线程的 CPU 时间
         descriptor = describer.describe(chip)
-        conn.send((descriptor, time.thread_time() - started))
+        conn.send((descriptor, time.process_time() - started))
 
 
 class Turns:
