@@ -4,19 +4,26 @@
 - 学生端只收到自己会话的事件，订阅别的会话被拒绝；
 - 限定考试的监控令牌只收到该考试的会话（回放、广播、订阅都一样）；
 - 续期得到同一授权的新令牌；撤销后已连接的客户端被断开；
-- 看过会话的教师授权记在报告里。
+- 看过会话的教师授权记在报告里；
+- 创建会话时给的参考照片只在服务端：事件里没有，会话结束即删除；它是身份比对的基准。
 """
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterator
 
+import cv2
 import jwt
 import pytest
+import redis
 
+from devtools.synthetic import empty_frames, id_photo
 from shared import events as ev
+from shared.api import SessionReport
+from shared.keys import RedisKeys
 from tests.conftest import MONITOR_TOKEN_SECRET, Clips, Stack
 from tests.helpers import Recorder, connect_refusal, wait_until
 
@@ -164,3 +171,58 @@ def test_the_report_records_which_teacher_grants_watched_the_session(stack: Stac
     wait_until(lambda: viewers() >= expected, 10, "报告里的审计记录")
     b_viewers = {v["teacher"] for v in stack.get(f"/api/sessions/{two_exams['b']['session_id']}/report").json()["viewers"]}
     assert "t-focus" not in b_viewers  # 只限考试 a 的授权没有看过 b
+
+
+def test_reference_photo_from_create_session_is_the_identity_baseline_and_is_gone_after_the_end(
+    stack: Stack, clips: Clips
+) -> None:
+    """同一个真实人脸片段经 RTSP 推三路，创建会话时各给一张参考照片：本人（原图整幅）、别人（t1.jpg）、没有人脸。
+    工作进程认领时从 Redis 读照片：别人的照片 -> IDENTITY_CHANGED；本人 -> 同一人；没有人脸 -> 改为画面登记。
+    事件里没有照片，会话结束后 Redis 里也没有。"""
+    ok, empty = cv2.imencode(".jpg", next(empty_frames(1)))
+    photos = {"same": id_photo("astronaut"), "other": id_photo("t1-2"), "no_face": empty.tobytes()}
+    monitor = stack.recorder(ev.NS_MONITOR)
+    sessions: dict[str, str] = {}
+    for label, photo in photos.items():
+        name, _ = stack.publish(clips.face)
+        body = {"stream_name": name, "rtsp_url": stack.rtsp.read_url(name), "reference_photo": base64.b64encode(photo).decode()}
+        created = stack.post("/api/create_session", body)
+        assert created.status_code == 201 and created.json()["reference_photo"] is True, created.text
+        sessions[label] = created.json()["session_id"]
+        stack.streams.append(name)
+
+    def face(label: str) -> dict | None:
+        updates = monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == sessions[label])
+        return updates[-1]["metrics"]["face"] if updates else None
+
+    def settled() -> bool:
+        same, other, no_face = face("same"), face("other"), face("no_face")
+        return bool(
+            same and same["identity_reference"] == "photo" and same["identity_distance"] is not None
+            and no_face and no_face["identity_reference"] == "photo_unusable" and no_face["identity_distance"] is not None
+            and other and other["identity_reference"] == "photo"
+            and monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == sessions["other"]
+                                 and any(a["code"] == "IDENTITY_CHANGED" for a in d["anomalies"]))
+        )
+
+    # 3 路共用一个进程的比对预算（0.05 核，约每 2 秒一个描述子）：2 张照片 + 本人 1 次 + 别人 2 次 + 画面登记 3 次
+    wait_until(settled, 60, "三路都按各自的照片比对（别人的照片报告 IDENTITY_CHANGED）",
+               state=lambda: {label: face(label) for label in sessions})
+    same = monitor.matching(ev.MONITOR_UPDATE, lambda d: d["session_id"] == sessions["same"])
+    assert all(d["metrics"]["face"]["identity_distance"] is None or d["metrics"]["face"]["identity_distance"] < 0.45
+               for d in same)
+    assert not any(a["code"] == "IDENTITY_CHANGED" for d in same for a in d["anomalies"])
+    text = " ".join(str(r.data) for r in monitor.events)
+    assert all(base64.b64encode(p).decode()[:64] not in text for p in photos.values())  # 照片从不发出
+
+    r = redis.Redis.from_url(stack.redis.url)
+    keys = RedisKeys(stack.env["KEY_PREFIX"])
+    reports = {}
+    for label, session_id in sessions.items():
+        ended = stack.post("/api/end_session", {"session_id": session_id})
+        assert ended.status_code == 200, ended.text
+        reports[label] = SessionReport.model_validate(ended.json())
+        assert not r.exists(keys.reference_photo(session_id))
+    assert (reports["same"].identity_reference, reports["same"].identity_held) == ("photo", True)
+    assert (reports["other"].identity_reference, reports["other"].identity_held) == ("photo", False)
+    assert (reports["no_face"].identity_reference, reports["no_face"].identity_held) == ("photo_unusable", True)
