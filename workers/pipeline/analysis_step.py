@@ -167,7 +167,7 @@ class AnalysisLoop(threading.Thread):
             tracker.deliver(None, t)  # 队列满：这次不比，下一帧再看
 
     def _submit_photo(self, who: str, tracker: IdentityTracker, photo: bytes) -> None:
-        """参考照片（每个会话一次，约 10–20 ms）：对齐成小图交给描述子服务；不可用时改为画面登记，队列满时下一帧再试。"""
+        """参考照片（每个会话一次，约 10 ms）：对齐成小图交给描述子服务；不可用时改为画面登记，队列满时下一帧再试。"""
         try:
             chip = photo_chip(photo, self.detector, self.landmarker)
         except Exception:  # noqa: BLE001 - 照片有问题不能影响这一路的分析
