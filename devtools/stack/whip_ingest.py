@@ -147,7 +147,6 @@ class RtspRelay:
         self.size: tuple[int, int] | None = None
         self.failed = False
         self.frames = 0
-        self.audio_samples = 0
         self.restarts = 0
         self.retry_at = 0.0
 
@@ -221,8 +220,6 @@ class RtspRelay:
             await asyncio.wait_for(pipe.drain(), timeout=5)
         except (TimeoutError, BrokenPipeError, ConnectionResetError) as e:
             log.warning("转推 %s 的音频写入失败: %r", self.url, e)  # 视频那边会发现 FFmpeg 退出并重启
-            return
-        self.audio_samples += len(pcm) // 2
 
     async def close(self) -> None:
         await self._stop_ffmpeg()
